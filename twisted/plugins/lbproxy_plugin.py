@@ -1,0 +1,8 @@
+from twisted.application.service import ServiceMaker
+
+lbproxy = ServiceMaker(
+    "lbproxy",
+    "lbproxy.tap",
+    "A load balancer and reverse proxy configured by config.toml",
+    "lbproxy",
+)
