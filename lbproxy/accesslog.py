@@ -1,0 +1,103 @@
+# -*- test-case-name: tests.test_accesslog -*-
+"""
+One line per request: who asked what, where it went, how it ended.
+
+Format (fields separated by spaces, strings quoted)::
+
+    127.0.0.1 "GET /mango HTTP/1.1" 200 31 host="www.mango.com" pool=mango
+    target=127.0.0.1:8081 time=0.0021 upstream=0.0014
+
+C{pool} and C{target} are C{-} when the request never reached one;
+C{upstream} is the time from picking a target to the end of the backend's
+response (C{-} without a backend). A client that went away before the
+response was complete is logged with status 499, as nginx does.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, Optional
+
+
+def _quote(value: str) -> str:
+    return '"%s"' % (value.replace("\\", "\\\\").replace('"', '\\"'),)
+
+
+def format_line(
+    client: str,
+    method: str,
+    uri: str,
+    version: str,
+    status: int,
+    sent: int,
+    host: Optional[str],
+    pool: Optional[str],
+    target: Optional[str],
+    total: float,
+    upstream: Optional[float],
+) -> str:
+    """
+    One access log line, without the newline. Control characters in
+    client-supplied fields are escaped so a request cannot forge lines.
+    """
+    request = "%s %s %s" % (method, uri, version)
+    return "%s %s %d %d host=%s pool=%s target=%s time=%.4f upstream=%s" % (
+        client,
+        _quote(_printable(request)),
+        status,
+        sent,
+        _quote(_printable(host)) if host is not None else "-",
+        pool or "-",
+        target or "-",
+        total,
+        "%.4f" % (upstream,) if upstream is not None else "-",
+    )
+
+
+def _printable(value: str) -> str:
+    if value.isprintable():
+        return value
+    return "".join(c if c.isprintable() else "\\x%02x" % (ord(c) & 0xFF) for c in value)
+
+
+class AccessLog:
+    """
+    Writes access log lines to a text stream, flushing each line.
+    """
+
+    def __init__(self, stream: IO[str], path: Optional[str] = None) -> None:
+        self._stream = stream
+        self.path = path
+
+    def write(self, line: str) -> None:
+        try:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+        except (OSError, ValueError):
+            # A full disk or closed stdout must not fail requests.
+            pass
+
+    def reopen(self) -> None:
+        """
+        Reopen a file log (after log rotation moved the old file away).
+        """
+        if self.path is None:
+            return
+        old, self._stream = self._stream, open(self.path, "a", encoding="utf-8")
+        old.close()
+
+    def close(self) -> None:
+        if self.path is not None:
+            self._stream.close()
+
+
+def open_access_log(setting: Optional[str]) -> Optional[AccessLog]:
+    """
+    The access log for the C{server.access_log} setting: C{"-"} is standard
+    output, L{None} is no log, anything else a file path (appended to).
+    """
+    if setting is None:
+        return None
+    if setting == "-":
+        return AccessLog(sys.__stdout__ or sys.stdout)
+    return AccessLog(open(setting, "a", encoding="utf-8"), setting)

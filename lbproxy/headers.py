@@ -1,0 +1,109 @@
+# -*- test-case-name: tests.test_headers -*-
+"""
+Header policy between client and backend: what is hop-by-hop and stays
+behind, and what a proxy adds (C{X-Forwarded-*}).
+
+Pure functions over lists of C{(name, value)} byte pairs; no Twisted.
+Names are compared case-insensitively; values are passed through unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, List, Optional, Set, Tuple
+
+HeaderList = List[Tuple[bytes, bytes]]
+
+#: Headers that describe one connection, never the message (RFC 9110 7.6.1),
+#: plus the framing headers that lbproxy always writes itself.
+HOP_BY_HOP = frozenset(
+    [
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    ]
+)
+
+#: Framing is lbproxy's own on each side: the length of a re-framed body is
+#: written by the side that sends it.
+FRAMING = frozenset([b"content-length"])
+
+_DROP_ALWAYS = HOP_BY_HOP | FRAMING
+
+
+def connection_tokens(values: Iterable[bytes]) -> Set[bytes]:
+    """
+    The header names listed by C{Connection} header values.
+
+    @param values: the raw values of every C{Connection} header.
+    @return: lower-cased tokens, e.g. C{{b"close", b"x-drop"}}.
+    """
+    tokens = set()
+    for value in values:
+        for token in value.split(b","):
+            token = token.strip().lower()
+            if token:
+                tokens.add(token)
+    return tokens
+
+
+def end_to_end(headers: Iterable[Tuple[bytes, bytes]]) -> HeaderList:
+    """
+    Drop hop-by-hop headers: the fixed list, every C{Proxy-*} header,
+    C{Content-Length}, and any header named by C{Connection}.
+
+    @param headers: C{(name, value)} pairs as received, in order.
+    @return: the pairs to forward, in the same order.
+    """
+    pairs = list(headers)
+    named: Set[bytes] = set()
+    for name, value in pairs:
+        if name.lower() == b"connection":
+            named |= connection_tokens([value])
+    kept = []
+    for name, value in pairs:
+        lower = name.lower()
+        if lower in _DROP_ALWAYS or lower in named or lower.startswith(b"proxy-"):
+            continue
+        kept.append((name, value))
+    return kept
+
+
+def forwarded_request_headers(
+    headers: Iterable[Tuple[bytes, bytes]],
+    client_ip: bytes,
+    proto: bytes,
+    host: Optional[bytes],
+) -> HeaderList:
+    """
+    The headers a backend receives for a client request.
+
+    Hop-by-hop headers are removed (see L{end_to_end}); C{X-Forwarded-For}
+    gets the client address appended (one combined header),
+    C{X-Forwarded-Proto} and C{X-Forwarded-Host} are set to what this proxy
+    saw. C{Host} is passed on unchanged.
+
+    @param headers: the client's header pairs, in order.
+    @param client_ip: the address of the peer that connected to lbproxy.
+    @param proto: C{b"http"} or C{b"https"}.
+    @param host: the client's C{Host} header, or L{None}.
+    """
+    kept = []
+    forwarded_for = []
+    for name, value in end_to_end(headers):
+        lower = name.lower()
+        if lower == b"x-forwarded-for":
+            forwarded_for.append(value)
+        elif lower in (b"x-forwarded-proto", b"x-forwarded-host"):
+            continue
+        else:
+            kept.append((name, value))
+    forwarded_for.append(client_ip)
+    kept.append((b"X-Forwarded-For", b", ".join(forwarded_for)))
+    kept.append((b"X-Forwarded-Proto", proto))
+    if host is not None:
+        kept.append((b"X-Forwarded-Host", host))
+    return kept

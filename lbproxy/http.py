@@ -1,0 +1,256 @@
+# -*- test-case-name: tests.test_proxy -*-
+"""
+The client side of HTTP: a channel and request that hand a request to the
+resource as soon as its headers are complete, and stream its body as it
+arrives instead of spooling it to a temporary file first.
+
+Stock C{twisted.web} calls C{render} only after the whole body has been
+received. Here L{ProxyChannel.allHeadersReceived} starts processing at once;
+body bytes then flow through a L{RequestBody} to the backend connection,
+with backpressure in both directions.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import List, Optional
+
+from twisted.internet.interfaces import IPushProducer
+from twisted.web import http, server
+from zope.interface import implementer
+
+#: Body bytes buffered (waiting for a backend connection, or for the
+#: backend to accept them) before reading from the client pauses.
+BODY_HIGH_WATER = 256 * 1024
+
+
+@implementer(IPushProducer)
+class RequestBody:
+    """
+    A client request's body on its way to a backend.
+
+    Bytes that arrive before a sink is attached (while connecting) are
+    buffered up to L{BODY_HIGH_WATER}, after which the client is paused.
+    Once attached, bytes go straight to the sink; when the backend's socket
+    buffer is full, its transport pauses this producer, which pauses
+    reading from the client.
+
+    @ivar length: the declared length, or L{None} for a chunked body.
+    @ivar received: bytes received so far.
+    @ivar complete: whether the whole body has arrived.
+    """
+
+    def __init__(self, channel: "ProxyChannel", length: Optional[int]) -> None:
+        self._channel = channel
+        self.length = length
+        self.received = 0
+        self.complete = False
+        self._buffer: List[bytes] = []
+        self._buffered = 0
+        self._sink = None
+        self._pausedByBuffer = False
+        self._pausedBySink = False
+
+    @property
+    def chunked(self) -> bool:
+        return self.length is None
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += len(data)
+        if self._sink is not None:
+            self._sink.writeBody(data)
+            return
+        self._buffer.append(data)
+        self._buffered += len(data)
+        if self._buffered > BODY_HIGH_WATER and not self._pausedByBuffer:
+            self._pausedByBuffer = True
+            self._channel.pauseBody()
+
+    def finished(self) -> None:
+        self.complete = True
+        if self._sink is not None:
+            self._detach().endBody()
+
+    def attach(self, sink) -> None:
+        """
+        Send the body to C{sink} (an L{lbproxy.upstream.UpstreamConnection}):
+        what is buffered now, the rest as it arrives.
+        """
+        self._sink = sink
+        buffered, self._buffer, self._buffered = self._buffer, [], 0
+        for data in buffered:
+            sink.writeBody(data)
+        if self.complete:
+            self._detach().endBody()
+            return
+        sink.transport.registerProducer(self, True)
+        if self._pausedByBuffer:
+            self._pausedByBuffer = False
+            self._update()
+
+    def detach(self) -> None:
+        """
+        Stop sending to the sink (the backend connection failed or the
+        exchange ended early).
+        """
+        if self._sink is not None:
+            self._detach()
+
+    def _detach(self):
+        sink, self._sink = self._sink, None
+        if sink.transport is not None:
+            sink.transport.unregisterProducer()
+        if self._pausedBySink:
+            self._pausedBySink = False
+            self._update()
+        return sink
+
+    def _update(self) -> None:
+        if self._pausedBySink or self._pausedByBuffer:
+            self._channel.pauseBody()
+        else:
+            self._channel.resumeBody()
+
+    # IPushProducer, driven by the backend connection's transport.
+
+    def pauseProducing(self) -> None:
+        self._pausedBySink = True
+        self._update()
+
+    def resumeProducing(self) -> None:
+        self._pausedBySink = False
+        self._update()
+
+    def stopProducing(self) -> None:
+        self._sink = None
+
+
+class ProxyRequest(server.Request):
+    """
+    A request processed as soon as its headers are complete.
+
+    @ivar body: the streaming body, or L{None} for a request without one.
+    """
+
+    # Never parse form bodies; the body is not ours to read.
+    _parsePOSTFormSubmission = False
+    # A proxy adds no Content-Type of its own to a backend's response.
+    defaultContentType = None
+    body: Optional[RequestBody] = None
+    _early = False
+
+    def gotLength(self, length: Optional[int]) -> None:
+        # The content file stays empty: bytes go to self.body instead.
+        self.content = io.BytesIO()
+        if length != 0:
+            self.body = RequestBody(self.channel, length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self.body is not None and not self.finished:
+            self.body.dataReceived(data)
+
+    def headersReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        """
+        Called by L{ProxyChannel} once the request head is complete: process
+        the request now, with the body still to come.
+        """
+        self._early = True
+        server.Request.requestReceived(self, command, path, version)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        # The whole body has arrived.
+        if not self._early:
+            server.Request.requestReceived(self, command, path, version)
+        elif self.body is not None:
+            self.body.finished()
+
+    @property
+    def bodyComplete(self) -> bool:
+        return self.body is None or self.body.complete
+
+    def closeAfterResponse(self) -> None:
+        """
+        Make this the connection's last response (C{Connection: close}),
+        e.g. because the response starts before the request body is read.
+        """
+        self.channel.persistent = False
+        if not self.startedWriting:
+            self.responseHeaders.setRawHeaders(b"Connection", [b"close"])
+
+    def finish(self) -> None:
+        if not self.bodyComplete:
+            # The response is done before the request body arrived: the rest
+            # of the body must not be read as a next request. Close after
+            # this response.
+            self.channel.abandonInput()
+            if self.body is not None:
+                self.body.detach()
+        return server.Request.finish(self)
+
+
+class ProxyChannel(http.HTTPChannel):
+    """
+    An L{http.HTTPChannel} that starts processing at the end of the headers
+    and lets a streaming body pause reading from the client.
+    """
+
+    _bodyPaused = False
+    _discarding = False
+
+    def allHeadersReceived(self) -> None:
+        http.HTTPChannel.allHeadersReceived(self)
+        if self.length != 0:
+            # A body follows: process now and stream it. (Without a body,
+            # the request is complete already and takes the usual path.)
+            request = self.requests[-1]
+            request.headersReceived(self._command, self._path, self._version)
+
+    def allContentReceived(self) -> None:
+        if self._discarding:
+            return
+        if self._bodyPaused:
+            self._bodyPaused = False
+        http.HTTPChannel.allContentReceived(self)
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if self._discarding:
+            return
+        http.HTTPChannel.rawDataReceived(self, data)
+
+    def abandonInput(self) -> None:
+        """
+        The current request was answered before its body was read: close
+        the connection after the response and ignore what the client still
+        sends.
+        """
+        self.persistent = False
+        self._discarding = True
+
+    def pauseBody(self) -> None:
+        if not self._bodyPaused:
+            self._bodyPaused = True
+            self._networkProducer.pauseProducing()
+
+    def resumeBody(self) -> None:
+        if self._bodyPaused:
+            self._bodyPaused = False
+            if not self._waitingForTransport:
+                self._networkProducer.resumeProducing()
+
+    def resumeProducing(self) -> None:
+        http.HTTPChannel.resumeProducing(self)
+        if self._bodyPaused:
+            self._networkProducer.pauseProducing()
+
+
+class ProxySite(server.Site):
+    """
+    A L{server.Site} speaking through L{ProxyChannel} and L{ProxyRequest}.
+    lbproxy writes its own access log, so the Site's is off.
+    """
+
+    protocol = ProxyChannel
+    requestFactory = ProxyRequest
+
+    def log(self, request) -> None:
+        pass

@@ -1,0 +1,313 @@
+# -*- test-case-name: tests.test_http1 -*-
+"""
+HTTP/1.1 wire format for the backend side: request heads out, responses in.
+
+L{ResponseParser} takes bytes and calls a handler; it does no I/O and knows
+no reactor, so every framing case is testable with plain byte strings.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple
+
+HeaderList = List[Tuple[bytes, bytes]]
+
+#: Largest response head (status line and headers) accepted from a backend.
+MAX_HEAD = 64 * 1024
+#: Most digits a chunk-size line may have (16 hex digits is 2**64).
+MAX_CHUNK_SIZE_DIGITS = 16
+
+_TOKEN_CHARS = frozenset(
+    b"!#$%&'*+-.^_`|~0123456789"
+    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+class ProtocolError(Exception):
+    """
+    The backend sent something that is not a valid HTTP/1.x response.
+    """
+
+
+def request_head(
+    method: bytes, target: bytes, headers: Sequence[Tuple[bytes, bytes]]
+) -> bytes:
+    """
+    Serialize a request line and headers, ending with the empty line.
+
+    Values must already be free of CR/LF/NUL (the client side rejects them
+    before a request gets here).
+    """
+    parts = [method, b" ", target, b" HTTP/1.1\r\n"]
+    for name, value in headers:
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def chunk(data: bytes) -> bytes:
+    """
+    One chunk of a chunked body.
+    """
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+# Parser states.
+_HEAD = 0
+_LENGTH = 1
+_CHUNK_SIZE = 2
+_CHUNK_DATA = 3
+_CHUNK_CRLF = 4
+_TRAILERS = 5
+_UNTIL_CLOSE = 6
+_DONE = 7
+
+
+class ResponseParser:
+    """
+    Incremental parser of one HTTP/1.x response at a time.
+
+    The handler gets:
+      - C{responseHead(version, code, reason, headers)} once per final
+        response (1xx interim responses are skipped),
+      - C{responseBody(data)} for each piece of body,
+      - C{responseEnd()} when the body is complete.
+
+    @ivar keepAlive: after C{responseEnd}, whether the connection may carry
+        another request (HTTP/1.1 without C{Connection: close}, and a body
+        delimited by length or chunking).
+    """
+
+    def __init__(self, handler) -> None:
+        self._handler = handler
+        self._state = _DONE
+        self._buffer = b""
+        self._remaining = 0
+        self._isHead = False
+        self.keepAlive = False
+        self.started = False
+
+    def expect(self, method: bytes) -> None:
+        """
+        Prepare for the response to a request with this method.
+        """
+        self._state = _HEAD
+        self._buffer = b""
+        self._isHead = method == b"HEAD"
+        self.keepAlive = False
+        self.started = False
+
+    @property
+    def done(self) -> bool:
+        return self._state == _DONE
+
+    def feed(self, data: bytes) -> None:
+        """
+        Parse more bytes from the backend.
+
+        @raise ProtocolError: on malformed input or bytes after the response.
+        """
+        if self._buffer:
+            data = self._buffer + data
+            self._buffer = b""
+        if data:
+            self.started = True
+        while data:
+            state = self._state
+            if state == _LENGTH:
+                if len(data) < self._remaining:
+                    self._remaining -= len(data)
+                    self._handler.responseBody(data)
+                    return
+                piece, data = data[: self._remaining], data[self._remaining :]
+                self._remaining = 0
+                if piece:
+                    self._handler.responseBody(piece)
+                self._finish()
+            elif state == _CHUNK_DATA:
+                if len(data) <= self._remaining:
+                    self._remaining -= len(data)
+                    self._handler.responseBody(data)
+                    if self._remaining == 0:
+                        self._state = _CHUNK_CRLF
+                    return
+                piece, data = data[: self._remaining], data[self._remaining :]
+                self._remaining = 0
+                self._state = _CHUNK_CRLF
+                self._handler.responseBody(piece)
+            elif state == _UNTIL_CLOSE:
+                self._handler.responseBody(data)
+                return
+            elif state == _HEAD:
+                data = self._parseHead(data)
+            elif state in (_CHUNK_SIZE, _CHUNK_CRLF, _TRAILERS):
+                end = data.find(b"\n")
+                if end < 0:
+                    if len(data) > MAX_HEAD:
+                        raise ProtocolError("chunk framing line too long")
+                    self._buffer = data
+                    return
+                line, data = data[:end].rstrip(b"\r"), data[end + 1 :]
+                self._chunkLine(line)
+            else:
+                raise ProtocolError("data after the end of the response")
+
+    def eof(self) -> None:
+        """
+        The backend closed the connection.
+
+        @raise ProtocolError: if the response was incomplete.
+        """
+        if self._state == _UNTIL_CLOSE:
+            self._state = _DONE
+            self.keepAlive = False
+            self._handler.responseEnd()
+        elif self._state != _DONE:
+            raise ProtocolError("connection closed before the response was complete")
+
+    def _finish(self) -> None:
+        self._state = _DONE
+        self._handler.responseEnd()
+
+    def _chunkLine(self, line: bytes) -> None:
+        if self._state == _CHUNK_CRLF:
+            if line:
+                raise ProtocolError("chunk data not followed by CRLF")
+            self._state = _CHUNK_SIZE
+        elif self._state == _CHUNK_SIZE:
+            size = line.split(b";", 1)[0].strip(b" \t")
+            if (
+                not size
+                or len(size) > MAX_CHUNK_SIZE_DIGITS
+                or not _HEX.issuperset(size)
+            ):
+                raise ProtocolError("invalid chunk size %r" % (line[:40],))
+            self._remaining = int(size, 16)
+            self._state = _TRAILERS if self._remaining == 0 else _CHUNK_DATA
+        else:
+            # Trailers are read and dropped: lbproxy does not forward them.
+            if not line:
+                self._finish()
+
+    def _parseHead(self, data: bytes) -> bytes:
+        end = data.find(b"\r\n\r\n")
+        if end >= 0:
+            head, rest = data[:end], data[end + 4 :]
+        else:
+            end = data.find(b"\n\n")
+            if end < 0:
+                if len(data) > MAX_HEAD:
+                    raise ProtocolError("response head too large")
+                self._buffer = data
+                return b""
+            head, rest = data[:end], data[end + 2 :]
+        if len(head) > MAX_HEAD:
+            raise ProtocolError("response head too large")
+        lines = head.split(b"\n")
+        version, code, reason = _statusLine(lines[0].rstrip(b"\r"))
+        headers = _headerLines(lines[1:])
+        if 100 <= code < 200:
+            if code == 101:
+                raise ProtocolError("unexpected 101 Switching Protocols")
+            # Interim response (100 Continue, 103 Early Hints): skip it.
+            return rest
+        self._frame(version, code, headers)
+        self._handler.responseHead(version, code, reason, headers)
+        if self._state == _DONE:
+            self._handler.responseEnd()
+        return rest
+
+    def _frame(self, version: bytes, code: int, headers: HeaderList) -> None:
+        connection = b""
+        lengths = []
+        codings: List[bytes] = []
+        for name, value in headers:
+            lower = name.lower()
+            if lower == b"content-length":
+                lengths.append(value)
+            elif lower == b"transfer-encoding":
+                codings += [c.strip().lower() for c in value.split(b",")]
+            elif lower == b"connection":
+                connection += b"," + value.lower()
+        tokens = {t.strip() for t in connection.split(b",")}
+        if version == b"HTTP/1.1":
+            self.keepAlive = b"close" not in tokens
+        else:
+            self.keepAlive = b"keep-alive" in tokens
+        if self._isHead or code in (204, 304):
+            self._state = _DONE
+            return
+        if codings:
+            if codings[-1] == b"chunked":
+                self._state = _CHUNK_SIZE
+            else:
+                self._state = _UNTIL_CLOSE
+                self.keepAlive = False
+            if lengths:
+                # Both given: chunking wins, but do not trust this
+                # connection with another request.
+                self.keepAlive = False
+            return
+        if lengths:
+            length = _contentLength(lengths)
+            self._remaining = length
+            self._state = _LENGTH if length else _DONE
+            return
+        self._state = _UNTIL_CLOSE
+        self.keepAlive = False
+
+
+def content_length(headers: Sequence[Tuple[bytes, bytes]]) -> Optional[int]:
+    """
+    The valid C{Content-Length} of a header list, or L{None} if absent.
+
+    @raise ProtocolError: for an invalid or conflicting value.
+    """
+    lengths = [v for n, v in headers if n.lower() == b"content-length"]
+    return _contentLength(lengths) if lengths else None
+
+
+def _contentLength(values: Sequence[bytes]) -> int:
+    found = set()
+    for value in values:
+        for part in value.split(b","):
+            part = part.strip()
+            if not part.isdigit() or len(part) > 19:
+                raise ProtocolError("invalid Content-Length %r" % (value[:40],))
+            found.add(int(part))
+    if len(found) != 1:
+        raise ProtocolError("conflicting Content-Length values")
+    return found.pop()
+
+
+def _statusLine(line: bytes) -> Tuple[bytes, int, bytes]:
+    parts = line.split(b" ", 2)
+    if len(parts) < 2 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0"):
+        raise ProtocolError("invalid status line %r" % (line[:80],))
+    code = parts[1]
+    if len(code) != 3 or not code.isdigit():
+        raise ProtocolError("invalid status code %r" % (code[:10],))
+    reason = parts[2] if len(parts) == 3 else b""
+    return parts[0], int(code), reason
+
+
+def _headerLines(lines: Sequence[bytes]) -> HeaderList:
+    headers = []
+    for raw in lines:
+        line = raw.rstrip(b"\r")
+        if not line:
+            continue
+        if line[0] in b" \t":
+            raise ProtocolError("obsolete header line folding")
+        name, sep, value = line.partition(b":")
+        if not sep or not name or not _TOKEN_CHARS.issuperset(name):
+            raise ProtocolError("invalid header line %r" % (line[:80],))
+        value = value.strip(b" \t")
+        if b"\r" in value or b"\x00" in value:
+            raise ProtocolError("invalid character in header %r" % (name,))
+        headers.append((name, value))
+    return headers

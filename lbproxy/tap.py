@@ -1,0 +1,57 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The C{twistd lbproxy} command: options in, a service out.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from twisted.python import usage
+
+from lbproxy.config import ConfigError, load_config
+
+
+class Options(usage.Options):
+    """
+    C{twistd lbproxy [--config PATH] [--check]}.
+
+    The configuration is loaded and validated while parsing, before anything
+    binds: a bad file stops start-up with one line naming file, key and
+    reason, and a non-zero exit.
+    """
+
+    synopsis = "[--config PATH] [--check]"
+    optParameters = [
+        ["config", "c", "config.toml", "Path of the TOML configuration file."],
+    ]
+    optFlags = [
+        ["check", None, "Validate the configuration and exit."],
+    ]
+
+    def __init__(self, stdout=None, stderr=None) -> None:
+        usage.Options.__init__(self)
+        self._stdout = stdout or sys.stdout
+        self._stderr = stderr or sys.stderr
+
+    def postOptions(self) -> None:
+        try:
+            self["loaded"] = load_config(self["config"])
+        except ConfigError as e:
+            self._stderr.write("lbproxy: configuration error: %s\n" % (e,))
+            raise SystemExit(2)
+        if self["check"]:
+            config = self["loaded"]
+            self._stdout.write(
+                "%s: configuration OK (%d pools, %d routes, %d listeners)\n"
+                % (config.path, len(config.pools), len(config.routes), len(config.server.listen))
+            )
+            raise SystemExit(0)
+
+
+def makeService(options: Options):
+    from twisted.internet import reactor
+
+    from lbproxy.service import ProxyService
+
+    return ProxyService(options["loaded"], reactor)
