@@ -1,0 +1,135 @@
+# -*- test-case-name: tests.test_balancing -*-
+"""
+The runtime state of a pool's targets, and the choice among them.
+
+Pure: no Twisted, no I/O, no clock.  The health checker sets
+L{Member.up}; the proxy maintains L{Member.inflight} and calls
+L{Pool.pick} for every request.
+"""
+
+from __future__ import annotations
+
+from typing import Collection, Optional, Protocol, Sequence, Tuple
+
+__all__ = ["BALANCERS", "Member", "Pool"]
+
+#: The balance names L{Pool} accepts.
+BALANCERS = frozenset({"round_robin"})
+
+
+class _TargetLike(Protocol):
+    """
+    What a L{Member} needs of its target (L{lbproxy.config.Target}).
+    """
+
+    @property
+    def weight(self) -> int: ...
+
+
+class Member:
+    """
+    The mutable runtime state of one target in one pool.
+
+    Members compare and hash by identity, so a set or tuple of them can be
+    passed as C{exclude} to L{Pool.pick}.
+
+    @ivar target: the configured target.
+    @ivar up: whether the target may be picked; set by health checking.
+    @ivar inflight: requests in progress on the target, maintained by the
+        proxy.
+    @ivar _weight: the target's weight.
+    @ivar _current: the current weight of smooth weighted round robin.
+    """
+
+    __slots__ = ("target", "up", "inflight", "_weight", "_current")
+
+    def __init__(self, target: _TargetLike) -> None:
+        """
+        @param target: the configured target.
+        @raise ValueError: if its weight is not a positive integer.
+        """
+        weight = target.weight
+        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
+            raise ValueError(f"target weight must be a positive integer, not {weight!r}")
+        self.target = target
+        self.up = True
+        self.inflight = 0
+        self._weight = weight
+        self._current = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<Member {getattr(self.target, 'address', self.target)}"
+            f" weight={self._weight} up={self.up} inflight={self.inflight}>"
+        )
+
+
+class Pool:
+    """
+    A pool's members and its balancing.
+
+    C{"round_robin"} is smooth weighted round robin as nginx does it: each
+    pick adds every candidate's weight to its current weight, takes the
+    candidate with the largest current weight (the earliest on a tie) and
+    subtracts the candidates' total weight from it.  Equal weights rotate
+    A, B, C, A, ...; weights 5, 1, 1 give a, a, b, a, c, a, a.  Members
+    that are down or excluded take no part in a pick and keep their current
+    weight, so the others stay in proportion and a member coming back up
+    rejoins where it left off.
+
+    @ivar name: the pool's name.
+    @ivar members: one L{Member} per target, in configuration order.
+    @ivar balance: the balancing name.
+    """
+
+    def __init__(
+        self, name: str, targets: Sequence[_TargetLike], balance: str = "round_robin"
+    ) -> None:
+        """
+        @param name: the pool's name.
+        @param targets: L{lbproxy.config.Target}-like objects.
+        @param balance: one of L{BALANCERS}.
+        @raise ValueError: for an unknown balance or a bad weight.
+        """
+        if balance not in BALANCERS:
+            raise ValueError(f"pool {name!r}: unknown balance {balance!r}")
+        self.name = name
+        self.balance = balance
+        self.members: Tuple[Member, ...] = tuple(Member(t) for t in targets)
+
+    def __repr__(self) -> str:
+        return f"<Pool {self.name!r} {self.balance} members={len(self.members)}>"
+
+    def pick(self, exclude: Collection[Member] = ()) -> Optional[Member]:
+        """
+        Choose the member for the next request.
+
+        @param exclude: members not to choose, e.g. those already tried for
+            this request.
+        @return: the chosen member among those up and not excluded, or
+            L{None} when there is none.
+        """
+        best: Optional[Member] = None
+        best_current = 0
+        total = 0
+        for member in self.members:
+            if not member.up or (exclude and member in exclude):
+                continue
+            current = member._current + member._weight
+            member._current = current
+            total += member._weight
+            if best is None or current > best_current:
+                best = member
+                best_current = current
+        if best is not None:
+            best._current = best_current - total
+        return best
+
+    def usable(self) -> bool:
+        """
+        @return: whether any member is up.
+        """
+        for member in self.members:
+            if member.up:
+                return True
+        return False
