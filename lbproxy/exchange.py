@@ -36,11 +36,16 @@ IDEMPOTENT = frozenset([b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"
 RETRY_AFTER = b"5"
 
 
-def local_response(request, code: int, body: bytes, headers=()) -> None:
+def local_response(request, code: int, phrase: bytes, headers=()) -> int:
     """
-    Answer a request from lbproxy itself (404, 502, 503, 504, ...).
+    Answer a request from lbproxy itself (404, 502, 503, 504, ...) with a
+    short plain-text body.
+
+    @return: the length of the body sent.
     """
-    request.setResponseCode(code)
+    body = b"%d %s\n" % (code, phrase)
+    request.setResponseCode(code, phrase)
+    request.responseHeaders.removeHeader(b"Server")
     request.responseHeaders.setRawHeaders(b"Content-Type", [b"text/plain; charset=utf-8"])
     request.responseHeaders.setRawHeaders(b"Content-Length", [b"%d" % (len(body),)])
     for name, value in headers:
@@ -49,6 +54,7 @@ def local_response(request, code: int, body: bytes, headers=()) -> None:
         request.closeAfterResponse()
     request.write(body)
     request.finish()
+    return len(body)
 
 
 class Exchange:
@@ -328,10 +334,9 @@ class Exchange:
     def _localError(self, code: int, phrase: bytes, headers=()) -> None:
         self._finishUpstream()
         self.status = code
-        body = b"%d %s\n" % (code, phrase)
-        self.sent = len(body)
+        self.sent = len(phrase) + 5
         self._end()
-        local_response(self._request, code, body, headers)
+        local_response(self._request, code, phrase, headers)
 
     def _abortClient(self) -> None:
         request = self._request

@@ -48,6 +48,7 @@ class RequestBody:
         self._buffer: List[bytes] = []
         self._buffered = 0
         self._sink = None
+        self._registered = False
         self._pausedByBuffer = False
         self._pausedBySink = False
 
@@ -84,6 +85,7 @@ class RequestBody:
             self._detach().endBody()
             return
         sink.transport.registerProducer(self, True)
+        self._registered = True
         if self._pausedByBuffer:
             self._pausedByBuffer = False
             self._update()
@@ -98,8 +100,10 @@ class RequestBody:
 
     def _detach(self):
         sink, self._sink = self._sink, None
-        if sink.transport is not None:
-            sink.transport.unregisterProducer()
+        if self._registered:
+            self._registered = False
+            if sink.transport is not None:
+                sink.transport.unregisterProducer()
         if self._pausedBySink:
             self._pausedBySink = False
             self._update()

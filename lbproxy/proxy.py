@@ -149,9 +149,8 @@ class ProxyResource(ReverseProxyResource):
         return NOT_DONE_YET
 
     def _local(self, request, start: float, code: int, phrase: bytes, host=None) -> None:
-        body = b"%d %s\n" % (code, phrase)
-        local_response(request, code, body)
-        self._log(request, start, code, len(body), host, None, None, None)
+        sent = local_response(request, code, phrase)
+        self._log(request, start, code, sent, host, None, None, None)
 
     def _log(self, request, start, status, sent, host, pool, target, upstream) -> None:
         if self._accessLog is None:

@@ -137,9 +137,11 @@ class UpstreamConnection(Protocol):
     def responseEnd(self) -> None:
         self._responseDone = True
         handler, self._handler = self._handler, None
+        # Back to the pool first: finishing the client's response may start
+        # its next (pipelined) request at once, which can then reuse this.
+        self._maybeRelease()
         if handler is not None:
             handler.responseEnd()
-        self._maybeRelease()
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.connected = False
