@@ -1,0 +1,153 @@
+"""
+The twistd plugin: options in, a service out.
+"""
+
+from __future__ import annotations
+
+import io
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.internet.testing import MemoryReactorClock
+from twisted.plugin import getPlugins
+from twisted.application.service import IServiceMaker
+from twisted.trial.unittest import SynchronousTestCase
+
+from lbproxy.demo import demoSite
+from lbproxy.http import ProxySite
+from lbproxy.service import ProxyService
+from lbproxy.tap import Options
+
+GOOD = """
+[server]
+listen = ["tcp:18080:interface=127.0.0.1", "tcp:18443"]
+access_log = false
+
+[pools.mango]
+targets = ["127.0.0.1:8081"]
+
+[[routes]]
+host = "www.mango.com"
+pool = "mango"
+
+[[demo]]
+name = "mango"
+listen = "tcp:8081:interface=127.0.0.1"
+"""
+
+
+class OptionsTests(SynchronousTestCase):
+    def write(self, text: str) -> str:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def parse(self, *args: str):
+        out, err = io.StringIO(), io.StringIO()
+        options = Options(stdout=out, stderr=err)
+        code = None
+        try:
+            options.parseOptions(list(args))
+        except SystemExit as e:
+            code = e.code
+        return options, code, out.getvalue(), err.getvalue()
+
+    def test_plugin(self):
+        """
+        twistd finds the lbproxy plugin, pointing at lbproxy.tap.
+        """
+        import twisted.plugins
+
+        makers = {p.tapname: p for p in getPlugins(IServiceMaker, twisted.plugins)}
+        self.assertIn("lbproxy", makers)
+        self.assertEqual(makers["lbproxy"].module, "lbproxy.tap")
+
+    def test_loadsConfig(self):
+        """
+        --config loads and validates the file while parsing options.
+        """
+        options, code, _, _ = self.parse("--config", self.write(GOOD))
+        self.assertIsNone(code)
+        self.assertEqual(list(options["loaded"].pools), ["mango"])
+
+    def test_defaultConfigPath(self):
+        """
+        Without --config, config.toml in the working directory is read.
+        """
+        self.assertEqual(Options()["config"], "config.toml")
+
+    def test_check(self):
+        """
+        --check validates, prints a summary and exits 0.
+        """
+        path = self.write(GOOD)
+        _, code, out, _ = self.parse("--config", path, "--check")
+        self.assertEqual(code, 0)
+        self.assertIn("configuration OK", out)
+        self.assertIn(path, out)
+
+    def test_badConfig(self):
+        """
+        A bad file exits non-zero with one line naming file, key and reason.
+        """
+        path = self.write(GOOD.replace('pool = "mango"', 'pool = "banana"'))
+        for args in (("--config", path), ("--config", path, "--check")):
+            _, code, _, err = self.parse(*args)
+            self.assertEqual(code, 2)
+            self.assertEqual(err.count("\n"), 1)
+            self.assertIn(path + ": routes[0].pool: no pool named", err)
+
+    def test_missingConfig(self):
+        """
+        A missing file is a configuration error, not a traceback.
+        """
+        _, code, _, err = self.parse("--config", "/nonexistent/lbproxy.toml")
+        self.assertEqual(code, 2)
+        self.assertIn("/nonexistent/lbproxy.toml: file not found", err)
+
+
+class ServiceTests(SynchronousTestCase):
+    def test_assembles(self):
+        """
+        One endpoint service per listen string and per demo backend, serving
+        the proxy site and the demo site respectively.
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(GOOD)
+        options = Options()
+        options.parseOptions(["--config", path])
+        service = ProxyService(options["loaded"], MemoryReactorClock())
+        endpoints = [s for s in service if isinstance(s, StreamServerEndpointService)]
+        self.assertEqual(len(endpoints), 3)
+        sites = [type(s.factory) for s in endpoints]
+        self.assertEqual(sites.count(ProxySite), 2)
+        self.assertIsNone(service.accessLog)
+
+    def test_startListens(self):
+        """
+        Starting the service listens on every endpoint; stopping closes
+        backend connections.
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(GOOD)
+        options = Options()
+        options.parseOptions(["--config", path])
+        reactor = MemoryReactorClock()
+        service = ProxyService(options["loaded"], reactor)
+        service.privilegedStartService()
+        service.startService()
+        ports = sorted(port for port, _, _, _ in reactor.tcpServers)
+        self.assertEqual(ports, [8081, 18080, 18443])
+        self.successResultOf(service.stopService())
+
+
+class DemoSiteTests(SynchronousTestCase):
+    def test_demoSite(self):
+        """
+        The demo site factory used for [[demo]] entries builds a Site.
+        """
+        from twisted.web.server import Site
+
+        self.assertIsInstance(demoSite("x", "This is x.", MemoryReactorClock()), Site)
