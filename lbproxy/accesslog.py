@@ -20,7 +20,28 @@ from typing import IO, Optional
 
 
 def _quote(value: str) -> str:
-    return '"%s"' % (value.replace("\\", "\\\\").replace('"', '\\"'),)
+    """
+    Quote a client-supplied string: backslash and double quote escaped,
+    and every non-printable character written as C{\\xHH}, C{\\uHHHH} or
+    C{\\UHHHHHHHH}, so a request can neither forge a line nor make two
+    different values log alike.
+    """
+    if value.isprintable() and "\\" not in value and '"' not in value:
+        return '"%s"' % (value,)
+    return '"%s"' % ("".join(_escape(c) for c in value),)
+
+
+def _escape(c: str) -> str:
+    if c == "\\" or c == '"':
+        return "\\" + c
+    if c.isprintable():
+        return c
+    code = ord(c)
+    if code <= 0xFF:
+        return "\\x%02x" % (code,)
+    if code <= 0xFFFF:
+        return "\\u%04x" % (code,)
+    return "\\U%08x" % (code,)
 
 
 def format_line(
@@ -43,21 +64,15 @@ def format_line(
     request = "%s %s %s" % (method, uri, version)
     return "%s %s %d %d host=%s pool=%s target=%s time=%.4f upstream=%s" % (
         client,
-        _quote(_printable(request)),
+        _quote(request),
         status,
         sent,
-        _quote(_printable(host)) if host is not None else "-",
+        _quote(host) if host is not None else "-",
         pool or "-",
         target or "-",
         total,
         "%.4f" % (upstream,) if upstream is not None else "-",
     )
-
-
-def _printable(value: str) -> str:
-    if value.isprintable():
-        return value
-    return "".join(c if c.isprintable() else "\\x%02x" % (ord(c) & 0xFF) for c in value)
 
 
 class AccessLog:

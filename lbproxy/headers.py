@@ -63,6 +63,8 @@ def end_to_end(headers: Iterable[Tuple[bytes, bytes]]) -> HeaderList:
     for name, value in pairs:
         if name.lower() == b"connection":
             named |= connection_tokens([value])
+    # Connection may not remove what routing and the backend rely on.
+    named.discard(b"host")
     kept = []
     for name, value in pairs:
         lower = name.lower()

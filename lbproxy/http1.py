@@ -8,6 +8,7 @@ no reactor, so every framing case is testable with plain byte strings.
 
 from __future__ import annotations
 
+import re
 from typing import List, Optional, Sequence, Tuple
 
 HeaderList = List[Tuple[bytes, bytes]]
@@ -22,6 +23,7 @@ _TOKEN_CHARS = frozenset(
     b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
 _HEX = frozenset(b"0123456789abcdefABCDEF")
+_HEAD_END = re.compile(b"\n\r?\n")
 
 
 class ProtocolError(Exception):
@@ -48,8 +50,11 @@ def request_head(
 
 def chunk(data: bytes) -> bytes:
     """
-    One chunk of a chunked body.
+    One chunk of a chunked body; nothing for empty data (an empty chunk
+    would end the body).
     """
+    if not data:
+        return b""
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
@@ -194,17 +199,17 @@ class ResponseParser:
                 self._finish()
 
     def _parseHead(self, data: bytes) -> bytes:
-        end = data.find(b"\r\n\r\n")
-        if end >= 0:
-            head, rest = data[:end], data[end + 4 :]
-        else:
-            end = data.find(b"\n\n")
-            if end < 0:
-                if len(data) > MAX_HEAD:
-                    raise ProtocolError("response head too large")
-                self._buffer = data
-                return b""
-            head, rest = data[:end], data[end + 2 :]
+        # The head ends at the first empty line, whether lines end in CRLF
+        # or a bare LF.
+        end = _HEAD_END.search(data)
+        if end is None:
+            if len(data) > MAX_HEAD:
+                raise ProtocolError("response head too large")
+            self._buffer = data
+            return b""
+        head, rest = data[: end.start()], data[end.end() :]
+        if head.endswith(b"\r"):
+            head = head[:-1]
         if len(head) > MAX_HEAD:
             raise ProtocolError("response head too large")
         lines = head.split(b"\n")
