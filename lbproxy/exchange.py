@@ -13,7 +13,8 @@ and handles every way this can fail:
     idempotent and has no body, else C{502};
   - no response head within C{response_timeout}: C{504};
   - the backend dies after the response head: the client connection is
-    aborted, so a truncated response never looks complete;
+    closed without completing the response (reset if the body is
+    close-delimited), so a truncated response never looks complete;
   - the client goes away: the backend request is abandoned.
 """
 
@@ -345,7 +346,16 @@ class Exchange:
         self._finishUpstream()
         self._end()
         channel = request.channel
-        if channel is not None and channel.transport is not None:
+        if channel is None or channel.transport is None:
+            return
+        framed = request.chunked or request.responseHeaders.hasHeader(b"Content-Length")
+        if framed:
+            # The client can tell the body is short (missing bytes or no
+            # last chunk): send what arrived, then close.
+            channel.loseConnection()
+        else:
+            # A close-delimited body would look complete after a clean
+            # close: reset the connection instead.
             channel.transport.abortConnection()
 
     def _clientGone(self, reason: Failure) -> None:

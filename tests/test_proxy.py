@@ -540,8 +540,34 @@ class FailureTests(SynchronousTestCase):
         backend = self.proxy.accept()
         backend.respond(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
         backend.close(Failure(ConnectionLost()))
-        self.assertTrue(client.transport.aborted)
+        self.assertTrue(client.transport.disconnecting)
+        self.assertFalse(client.transport.aborted)
         self.assertTrue(client.received().endswith(b"partial"))
+
+    def test_diesMidChunkedResponse(self):
+        """
+        Relayed chunked, a truncated body ends without its last chunk.
+        """
+        client = self.proxy.client()
+        client.send(GET_MANGO)
+        backend = self.proxy.accept()
+        backend.respond(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nsome\r\n")
+        backend.close(Failure(ConnectionLost()))
+        self.assertTrue(client.transport.disconnecting)
+        self.assertTrue(client.received().endswith(b"4\r\nsome\r\n"))
+        self.assertNotIn(b"0\r\n\r\n", client.received())
+
+    def test_diesMidCloseDelimitedResponse(self):
+        """
+        An HTTP/1.0 client reading a close-delimited body gets a reset, not
+        a clean close that would look like the end of the body.
+        """
+        client = self.proxy.client()
+        client.send(b"GET /mango HTTP/1.0\r\n\r\n")
+        backend = self.proxy.accept()
+        backend.respond(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nsome\r\n")
+        backend.close(Failure(ConnectionLost()))
+        self.assertTrue(client.transport.aborted)
 
     def test_resetBeforeResponseRetriesGet(self):
         """
