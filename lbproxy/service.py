@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.test_tap -*-
 """
 Assemble the running proxy from a validated configuration: listeners, the
 proxy resource, backend connections and the demo backends, as one
@@ -7,9 +7,12 @@ L{MultiService}.
 
 from __future__ import annotations
 
+import sys
+
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 
 from lbproxy.accesslog import open_access_log
 from lbproxy.config import Config
@@ -51,7 +54,15 @@ class ProxyService(MultiService):
         # Fail start-up when a port cannot be bound, instead of logging
         # the error and running without the listener.
         service._raiseSynchronously = True
+        service.description = description
         service.setServiceParent(self)
+
+    def privilegedStartService(self) -> None:
+        try:
+            MultiService.privilegedStartService(self)
+        except CannotListenError as e:
+            sys.stderr.write("lbproxy: %s\n" % (listen_error(e),))
+            raise SystemExit(1) from None
 
     def stopService(self):
         d = MultiService.stopService(self)
@@ -63,3 +74,11 @@ class ProxyService(MultiService):
             return result
 
         return d.addBoth(closed)
+
+
+def listen_error(error: CannotListenError) -> str:
+    """
+    One line for an operator: which address could not be bound, and why.
+    """
+    reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
+    return "cannot listen on %s:%s: %s" % (error.interface or "*", error.port, reason)

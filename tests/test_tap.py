@@ -151,3 +151,38 @@ class DemoSiteTests(SynchronousTestCase):
         from twisted.web.server import Site
 
         self.assertIsInstance(demoSite("x", "This is x.", MemoryReactorClock()), Site)
+
+
+class ListenErrorTests(SynchronousTestCase):
+    def test_portInUse(self):
+        """
+        A port that cannot be bound stops start-up with exit status 1 and one
+        line naming the address and the reason.
+        """
+        import sys
+
+        from twisted.internet.error import CannotListenError
+
+        from lbproxy.service import listen_error
+
+        error = CannotListenError("127.0.0.1", 8080, OSError(98, "Address already in use"))
+        self.assertEqual(
+            listen_error(error), "cannot listen on 127.0.0.1:8080: Address already in use"
+        )
+
+        class Refusing(MemoryReactorClock):
+            def listenTCP(self, port, factory, backlog=50, interface=""):
+                raise CannotListenError(interface, port, OSError(98, "Address already in use"))
+
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(GOOD)
+        options = Options()
+        options.parseOptions(["--config", path])
+        service = ProxyService(options["loaded"], Refusing())
+        err = io.StringIO()
+        self.patch(sys, "stderr", err)
+        with self.assertRaises(SystemExit) as caught:
+            service.privilegedStartService()
+        self.assertEqual(caught.exception.code, 1)
+        self.assertIn("lbproxy: cannot listen on 127.0.0.1:8081: Address already in use", err.getvalue())
