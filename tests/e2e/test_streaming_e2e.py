@@ -228,3 +228,64 @@ class HeaderTests(SingleBackendTestCase):
         cookies = response.header("Set-Cookie")
         self.assertEqual(len(cookies), 3, response.describe())
         self.assertEqual(len({c.split("=")[0] for c in cookies}), 3, response.describe())
+
+
+def residentKiB(pid: int) -> int:
+    """
+    The resident set size of process C{pid}, in KiB (Linux).
+    """
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+class SlowClientTests(SingleBackendTestCase):
+    """
+    A client that stops reading pauses the backend: the proxy does not
+    buffer the response in memory.
+    """
+
+    def test_stalledReaderBoundsMemory(self) -> None:
+        """
+        A client that reads 1 MiB of a 512 MiB response and then stops reading
+        for a while leaves the proxy's memory where it was; reading on, it
+        gets the whole body intact.
+        """
+        import socket
+
+        size = 512 * 1024 * 1024
+        before = residentKiB(self.proxy.pid)
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        self.addCleanup(sock.close)
+        # A small receive buffer, so the kernel holds little on our side.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        sock.sendall(f"GET /bytes/{size} HTTP/1.1\r\nHost: slow\r\n\r\n".encode())
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += sock.recv(65536)
+        head, body = received.split(b"\r\n\r\n", 1)
+        digest = hashlib.sha256(body)
+        length = len(body)
+        while length < 1024 * 1024:
+            chunk = sock.recv(65536)
+            digest.update(chunk)
+            length += len(chunk)
+        # Stop reading; give the backend ample time to fill memory if
+        # backpressure did not work (it would send hundreds of MiB).
+        deadline = time.monotonic() + 3
+        peak = before
+        while time.monotonic() < deadline:
+            peak = max(peak, residentKiB(self.proxy.pid))
+            time.sleep(0.1)
+        self.assertLess(peak - before, 64 * 1024, f"RSS {before} -> {peak} KiB" + self.diag())
+        # Read on: the rest arrives, byte-exact.
+        while length < size:
+            chunk = sock.recv(1024 * 1024)
+            if not chunk:
+                break
+            digest.update(chunk)
+            length += len(chunk)
+        self.assertEqual(length, size)
+        self.assertEqual(digest.hexdigest(), patternDigest(size))
