@@ -37,11 +37,13 @@ class Member:
     @ivar up: whether the target may be picked; set by health checking.
     @ivar inflight: requests in progress on the target, maintained by the
         proxy.
+    @ivar health: the target's L{lbproxy.health.TargetHealth}, set by the
+        health checker.
     @ivar _weight: the target's weight.
     @ivar _current: the current weight of smooth weighted round robin.
     """
 
-    __slots__ = ("target", "up", "inflight", "_weight", "_current")
+    __slots__ = ("target", "up", "inflight", "health", "_weight", "_current")
 
     def __init__(self, target: _TargetLike) -> None:
         """
@@ -54,6 +56,7 @@ class Member:
         self.target = target
         self.up = True
         self.inflight = 0
+        self.health = None
         self._weight = weight
         self._current = 0
 
@@ -96,6 +99,9 @@ class Pool:
         self.name = name
         self.balance = balance
         self.members: Tuple[Member, ...] = tuple(Member(t) for t in targets)
+        #: The C{Retry-After} value (seconds, as bytes) of a 503 when no
+        #: member is usable.
+        self.retryAfter = b"5"
 
     def __repr__(self) -> str:
         return f"<Pool {self.name!r} {self.balance} members={len(self.members)}>"

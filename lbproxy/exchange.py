@@ -27,14 +27,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from lbproxy.headers import end_to_end
+from lbproxy.healthcheck import describe_failure
 from lbproxy.http1 import ProtocolError, content_length, request_head
 
 log = Logger()
 
 IDEMPOTENT = frozenset([b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"])
-
-#: Seconds a client is told to wait after a 503.
-RETRY_AFTER = b"5"
 
 
 def local_response(request, code: int, phrase: bytes, headers=()) -> int:
@@ -80,6 +78,7 @@ class Exchange:
         target: bytes,
         headers,
         onDone,
+        health=None,
     ) -> None:
         """
         @param request: the L{lbproxy.http.ProxyRequest}.
@@ -90,6 +89,8 @@ class Exchange:
         @param target: the request target to send (path and query).
         @param headers: the header pairs to send (framing is added here).
         @param onDone: called with this exchange when it has ended.
+        @param health: told of connection failures and responses (passive
+            health checks), e.g. an L{lbproxy.healthcheck.HealthChecker}.
         """
         self._request = request
         self._pool = pool
@@ -100,6 +101,7 @@ class Exchange:
         self._target = target
         self._headers = headers
         self._onDone = onDone
+        self._health = health
         self._body = request.body
         self._retrySafe = self._body is None and method in IDEMPOTENT
         self._tried: List = []
@@ -131,7 +133,7 @@ class Exchange:
                     self._localError(502, b"Bad Gateway")
                 else:
                     self._localError(
-                        503, b"Service Unavailable", [(b"Retry-After", RETRY_AFTER)]
+                        503, b"Service Unavailable", [(b"Retry-After", self._pool.retryAfter)]
                     )
                 return
             self._tried.append(member)
@@ -152,9 +154,11 @@ class Exchange:
 
     def _connectFailed(self, reason: Failure) -> None:
         self._connecting = None
+        member = self._member
         self._endAttempt()
         if self.done:
             return
+        self._passiveFailure(member, reason)
         self._lastError = "%s: %s" % (self.target, _describe(reason))
         log.warn("connect to {target} failed: {reason}", target=self.target, reason=_describe(reason))
         # Nothing reached the backend: any request may go to the next target.
@@ -216,6 +220,8 @@ class Exchange:
         self._cancelTimer()
         if self.done:
             return
+        if self._health is not None and self._member is not None:
+            self._health.responded(self._member)
         request = self._request
         self._headSent = True
         self.status = code
@@ -283,6 +289,8 @@ class Exchange:
             )
             self._abortClient()
             return
+        if not conn.responseStarted and not conn.reused:
+            self._passiveFailure(member, reason)
         if self._retrySafe and not conn.responseStarted:
             if conn.reused and not self._freshRetried:
                 # Most likely a keep-alive race: the backend closed an idle
@@ -316,6 +324,10 @@ class Exchange:
             timeout=self._responseTimeout,
         )
         self._localError(504, b"Gateway Timeout")
+
+    def _passiveFailure(self, member, reason: Failure) -> None:
+        if self._health is not None and member is not None:
+            self._health.connectionFailed(self._pool, member, describe_failure(reason))
 
     # Endings ----------------------------------------------------------------
 

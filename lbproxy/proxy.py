@@ -70,6 +70,7 @@ class ProxyResource(ReverseProxyResource):
         clock,
         accessLog: Optional[AccessLog] = None,
         proto: Optional[bytes] = None,
+        health=None,
     ) -> None:
         """
         @param runtime: routes and pools.
@@ -77,6 +78,8 @@ class ProxyResource(ReverseProxyResource):
         @param clock: an L{IReactorTime} for timeouts and timings.
         @param accessLog: where access log lines go, or L{None}.
         @param proto: force C{X-Forwarded-Proto} (else from the transport).
+        @param health: the L{lbproxy.healthcheck.HealthChecker} told of
+            connection failures and responses (passive checks), or L{None}.
         """
         ReverseProxyResource.__init__(self, "", 0, b"", reactor=clock)
         self.runtime = runtime
@@ -84,6 +87,7 @@ class ProxyResource(ReverseProxyResource):
         self._clock = clock
         self._accessLog = accessLog
         self._proto = proto
+        self.health = health
         self.active: set = set()
 
     def getChild(self, path, request):
@@ -143,6 +147,7 @@ class ProxyResource(ReverseProxyResource):
             target,
             headers,
             done,
+            self.health,
         )
         self.active.add(exchange)
         exchange.start()

@@ -9,6 +9,7 @@ patches a running one in place.
 
 from __future__ import annotations
 
+import math
 from typing import Dict, Optional, Tuple
 
 from lbproxy.balancing import Pool
@@ -21,16 +22,21 @@ class Runtime:
     @ivar config: the validated configuration this was built from.
     @ivar routes: the compiled route table.
     @ivar pools: runtime pools by name.
-    @ivar defaultPool: the pool for requests no route matches, or L{None}.
+    @ivar defaultRoute: the route for requests no route matches, or L{None}.
+    @ivar health: each pool's health settings by name.
     """
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.routes = RouteTable(config.routes)
-        self.pools: Dict[str, Pool] = {
-            name: Pool(name, pool.targets, pool.balance)
-            for name, pool in config.pools.items()
-        }
+        self.pools: Dict[str, Pool] = {}
+        for name, pool in config.pools.items():
+            runtime = Pool(name, pool.targets, pool.balance)
+            # A client turned away with 503 may retry after one probe
+            # interval, the soonest a target can come back.
+            runtime.retryAfter = b"%d" % (max(1, math.ceil(pool.health.interval)),)
+            self.pools[name] = runtime
+        self.health = {name: pool.health for name, pool in config.pools.items()}
         default = config.server.default_pool
         self.defaultRoute: Optional[Route] = (
             Route(pool=default) if default is not None else None

@@ -17,6 +17,7 @@ from twisted.internet.error import CannotListenError
 from lbproxy.accesslog import open_access_log
 from lbproxy.config import Config
 from lbproxy.demo import demoSite
+from lbproxy.healthcheck import HealthChecker, probe_client
 from lbproxy.http import ProxySite
 from lbproxy.proxy import ProxyResource
 from lbproxy.runtime import Runtime
@@ -42,7 +43,14 @@ class ProxyService(MultiService):
             maxIdle=server.max_idle_per_target,
             idleTimeout=server.idle_timeout,
         )
-        self.resource = ProxyResource(Runtime(config), self.connections, reactor, self.accessLog)
+        runtime = Runtime(config)
+        self.health = HealthChecker(
+            runtime.pools, runtime.health, reactor, probe_client(reactor)
+        )
+        self.health.setServiceParent(self)
+        self.resource = ProxyResource(
+            runtime, self.connections, reactor, self.accessLog, health=self.health
+        )
         self.site = ProxySite(self.resource, reactor=reactor)
         for backend in config.demo:
             self._listen(reactor, backend.listen, demoSite(backend.name, backend.text, reactor))

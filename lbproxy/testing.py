@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 
 from lbproxy.accesslog import AccessLog
 from lbproxy.config import Config, parse_config
+from lbproxy.healthcheck import HealthChecker
 from lbproxy.http import ProxySite
 from lbproxy.proxy import ProxyResource
 from lbproxy.runtime import Runtime
@@ -112,7 +113,12 @@ class ProxyHarness:
     @ivar log: the access log's text.
     """
 
-    def __init__(self, config) -> None:
+    def __init__(self, config, probeClient=None) -> None:
+        """
+        @param config: a L{Config} or the C{dict} of a parsed TOML file.
+        @param probeClient: the treq-like client for active health probes
+            (the health checker is built but not started).
+        """
         if not isinstance(config, Config):
             config = parse_config(config, "test.toml")
         self.config = config
@@ -126,8 +132,10 @@ class ProxyHarness:
             idleTimeout=server.idle_timeout,
             endpointFactory=_endpoint,
         )
+        runtime = Runtime(config)
+        self.health = HealthChecker(runtime.pools, runtime.health, self.reactor, probeClient)
         self.resource = ProxyResource(
-            Runtime(config), self.connections, self.reactor, AccessLog(self.log)
+            runtime, self.connections, self.reactor, AccessLog(self.log), health=self.health
         )
         self.site = ProxySite(self.resource, reactor=self.reactor)
         self._handled = 0
