@@ -35,6 +35,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DemoBackend",
+    "HealthConfig",
     "Pool",
     "Route",
     "ServerConfig",
@@ -109,6 +110,48 @@ class Target:
 
 
 @dataclass(frozen=True)
+class HealthConfig:
+    """
+    Health checking of a pool's targets: the C{[health]} defaults with a
+    pool's C{[pools.NAME.health]} laid over them.
+
+    @ivar interval: Seconds between two probes of one target.
+    @ivar timeout: Seconds one probe may take.
+    @ivar rise: Consecutive successful probes that bring a target back.
+    @ivar fall: Consecutive failed probes that take a target out.
+    @ivar path: Path probed with GET, or L{None}: then only targets with
+        their own C{health_check_endpoint} are probed, the others are
+        checked passively only.
+    @ivar expect_status: Inclusive C{(low, high)} status ranges that count
+        as healthy; 2xx and 3xx by default.
+    @ivar host: C{Host} header for probes, or L{None} for the target's
+        address.
+    @ivar passive_fail: Consecutive connection failures (refused, connect
+        timeout, reset before the response) that eject a target.
+    @ivar ejection_time: Seconds of the first ejection; each further
+        ejection in a row doubles it.
+    @ivar max_ejection_time: The longest ejection.
+    """
+
+    interval: float = 5.0
+    timeout: float = 2.0
+    rise: int = 2
+    fall: int = 3
+    path: Optional[str] = None
+    expect_status: Tuple[Tuple[int, int], ...] = ((200, 399),)
+    host: Optional[str] = None
+    passive_fail: int = 3
+    ejection_time: float = 10.0
+    max_ejection_time: float = 300.0
+
+    def healthy(self, code: int) -> bool:
+        """
+        Whether a probe answered with C{code} counts as a success.
+        """
+        return any(low <= code <= high for low, high in self.expect_status)
+
+
+@dataclass(frozen=True)
 class Pool:
     """
     A named group of interchangeable targets.
@@ -117,11 +160,13 @@ class Pool:
     @ivar targets: At least one target, with distinct addresses.
     @ivar balance: The balancing algorithm, one of L{BALANCE_ALGORITHMS}.
         C{"round_robin"} is smooth weighted round robin.
+    @ivar health: How the pool's targets are checked.
     """
 
     name: str
     targets: Tuple[Target, ...]
     balance: str = "round_robin"
+    health: HealthConfig = HealthConfig()
 
 
 @dataclass(frozen=True)
@@ -214,6 +259,7 @@ class Config:
     pools: Mapping[str, Pool]
     routes: Tuple[Route, ...]
     demo: Tuple[DemoBackend, ...] = ()
+    health: HealthConfig = HealthConfig()
 
 
 def load_config(path: str) -> Config:
@@ -263,7 +309,7 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
 
 # -- validation --------------------------------------------------------------
 
-_TOP_KEYS = ("demo", "path_routes", "pools", "routes", "server", "targets")
+_TOP_KEYS = ("demo", "health", "path_routes", "pools", "routes", "server", "targets")
 _SERVER_KEYS = (
     "access_log",
     "connect_timeout",
@@ -273,7 +319,19 @@ _SERVER_KEYS = (
     "max_idle_per_target",
     "response_timeout",
 )
-_POOL_KEYS = ("balance", "targets")
+_POOL_KEYS = ("balance", "health", "targets")
+_HEALTH_KEYS = (
+    "ejection_time",
+    "expect_status",
+    "fall",
+    "host",
+    "interval",
+    "max_ejection_time",
+    "passive_fail",
+    "path",
+    "rise",
+    "timeout",
+)
 _TARGET_KEYS = ("address", "health_check_endpoint", "weight")
 _ROUTE_KEYS = ("host", "path", "pool", "strip_prefix")
 _DEMO_KEYS = ("listen", "name", "text")
@@ -459,11 +517,12 @@ class _Parser:
         self._known_keys(top, "", _TOP_KEYS)
 
         server = self._server(top.get("server", {}))
+        health = self._health(top.get("health", {}), "health", HealthConfig())
 
         pools: Dict[str, Pool] = {}
         if "pools" in top:
             for name, value in self._table(top["pools"], "pools").items():
-                pools[name] = self._pool(name, value)
+                pools[name] = self._pool(name, value, health)
 
         routes: List[Route] = []
         if "routes" in top:
@@ -471,7 +530,7 @@ class _Parser:
             for index, value in enumerate(entries):
                 routes.append(self._route(value, f"routes[{index}]"))
 
-        flat_pools, flat_routes = self._flat_form(top, pools)
+        flat_pools, flat_routes = self._flat_form(top, pools, health)
         pools.update(flat_pools)
         routes.extend(flat_routes)
 
@@ -505,6 +564,7 @@ class _Parser:
             pools=MappingProxyType(pools),
             routes=tuple(routes),
             demo=demo,
+            health=health,
         )
 
     # -- [server] ------------------------------------------------------------
@@ -571,7 +631,7 @@ class _Parser:
 
     # -- pools and targets ---------------------------------------------------
 
-    def _pool(self, name: str, value: Any) -> Pool:
+    def _pool(self, name: str, value: Any, health: HealthConfig) -> Pool:
         key = _child("pools", name)
         if not name.strip():
             raise self._fail(key, "pool name must not be empty")
@@ -610,7 +670,85 @@ class _Parser:
                     f"unknown balance {_quote(balance)} "
                     f"(allowed: {', '.join(BALANCE_ALGORITHMS)})",
                 )
-        return Pool(name=name, targets=tuple(targets), balance=balance)
+        if "health" in table:
+            health = self._health(table["health"], _child(key, "health"), health)
+        return Pool(name=name, targets=tuple(targets), balance=balance, health=health)
+
+    # -- health checking -----------------------------------------------------
+
+    def _health(self, value: Any, key: str, base: HealthConfig) -> HealthConfig:
+        """
+        A C{[health]} or C{[pools.NAME.health]} table, laid over C{base}.
+        """
+        table = self._table(value, key)
+        self._known_keys(table, key, _HEALTH_KEYS)
+        settings: Dict[str, Any] = {}
+        for name in ("interval", "timeout", "ejection_time", "max_ejection_time"):
+            if name in table:
+                settings[name] = self._positive_number(table[name], _child(key, name))
+        for name in ("rise", "fall", "passive_fail"):
+            if name in table:
+                settings[name] = self._integer(table[name], _child(key, name), 1, 1000)
+        if "path" in table:
+            settings["path"] = self._probe_path(table["path"], _child(key, "path"))
+        if "host" in table:
+            host = self._nonempty_string(table["host"], _child(key, "host"))
+            if any(c.isspace() or ord(c) < 32 for c in host):
+                raise self._fail(_child(key, "host"), "must not contain whitespace")
+            settings["host"] = host
+        if "expect_status" in table:
+            settings["expect_status"] = self._status_ranges(
+                table["expect_status"], _child(key, "expect_status")
+            )
+        health = base.__class__(**{**base.__dict__, **settings})
+        if health.timeout > health.interval:
+            raise self._fail(
+                _child(key, "timeout"),
+                f"must not be longer than the interval ({health.interval:g}s), "
+                f"got {health.timeout:g}",
+            )
+        if health.max_ejection_time < health.ejection_time:
+            raise self._fail(
+                _child(key, "max_ejection_time"),
+                f"must not be shorter than ejection_time ({health.ejection_time:g}s)",
+            )
+        return health
+
+    def _probe_path(self, value: Any, key: str) -> str:
+        path = self._string(value, key)
+        if not path.startswith("/"):
+            raise self._fail(key, f'must start with "/", got {_quote(path)}')
+        if any(c.isspace() or ord(c) < 32 for c in path):
+            raise self._fail(key, "must not contain whitespace")
+        return path
+
+    def _status_ranges(self, value: Any, key: str) -> Tuple[Tuple[int, int], ...]:
+        """
+        C{expect_status}: a status, a range C{"200-399"}, or an array of
+        them.
+        """
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if not items:
+            raise self._fail(key, "at least one status is required")
+        ranges = []
+        for index, item in enumerate(items):
+            item_key = f"{key}[{index}]" if isinstance(value, (list, tuple)) else key
+            if isinstance(item, int) and not isinstance(item, bool):
+                low = high = item
+            elif isinstance(item, str) and re.match(r"^\s*\d{3}\s*-\s*\d{3}\s*$", item):
+                low, high = (int(part) for part in item.split("-"))
+            else:
+                raise self._fail(
+                    item_key,
+                    'expected a status code (200) or a range ("200-399"), '
+                    f"got {_describe(item)}",
+                )
+            if not 100 <= low <= high <= 599:
+                raise self._fail(
+                    item_key, f"not a status range from 100 to 599: {low}-{high}"
+                )
+            ranges.append((low, high))
+        return tuple(ranges)
 
     def _target_entry(self, value: Any, key: str) -> Target:
         """
@@ -874,7 +1012,7 @@ class _Parser:
     # -- the BWSS flat form ----------------------------------------------------
 
     def _flat_form(
-        self, top: Mapping[str, Any], pools: Mapping[str, Pool]
+        self, top: Mapping[str, Any], pools: Mapping[str, Pool], health: HealthConfig
     ) -> Tuple[Dict[str, Pool], List[Route]]:
         """
         Build pools and routes from top-level C{[[targets]]} and
@@ -924,7 +1062,7 @@ class _Parser:
                         f"this pool name is reserved for the pool built from "
                         f"[[path_routes]] entry {index}",
                     )
-                new_pools[name] = Pool(name=name, targets=(target,))
+                new_pools[name] = Pool(name=name, targets=(target,), health=health)
                 routes.append(Route(pool=name, path=path))
 
         remaining = tuple(t for t in targets if t.address not in routed)
@@ -936,7 +1074,7 @@ class _Parser:
                     "rename this pool or move those targets into it",
                 )
             new_pools[_FLAT_DEFAULT_POOL] = Pool(
-                name=_FLAT_DEFAULT_POOL, targets=remaining
+                name=_FLAT_DEFAULT_POOL, targets=remaining, health=health
             )
             routes.append(Route(pool=_FLAT_DEFAULT_POOL, path="/"))
         return new_pools, routes

@@ -731,7 +731,7 @@ class PoolTests(_Helpers):
             {"pools": {"p": {"targets": ["a:1"], "target": ["b:1"]}}},
             "pools.p.target",
             "unknown key",
-            "known: balance, targets",
+            "known: balance, health, targets",
         )
 
     def test_poolNotATable(self) -> None:
@@ -911,7 +911,7 @@ class TopLevelTests(_Helpers):
             "rotues",
             "unknown key",
             'did you mean "routes"?',
-            "known: demo, path_routes, pools, routes, server, targets",
+            "known: demo, health, path_routes, pools, routes, server, targets",
         )
 
     def test_empty(self) -> None:
