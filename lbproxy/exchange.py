@@ -111,7 +111,6 @@ class Exchange:
         self._timer = None
         self._headSent = False
         self._freshRetried = False
-        self._lastError: Optional[str] = None
         self.done = False
         self.status = 0
         self.sent = 0
@@ -159,7 +158,6 @@ class Exchange:
         if self.done:
             return
         self._passiveFailure(member, reason)
-        self._lastError = "%s: %s" % (self.target, _describe(reason))
         log.warn("connect to {target} failed: {reason}", target=self.target, reason=_describe(reason))
         # Nothing reached the backend: any request may go to the next target.
         self._attempt()
@@ -280,7 +278,6 @@ class Exchange:
         self._endAttempt()
         if self.done:
             return
-        self._lastError = "%s: %s" % (self.target, _describe(reason))
         if self._headSent:
             log.warn(
                 "backend {target} failed mid-response: {reason}",
