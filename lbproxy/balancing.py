@@ -16,6 +16,10 @@ __all__ = ["BALANCERS", "Member", "Pool"]
 #: The balance names L{Pool} accepts.
 BALANCERS = frozenset({"round_robin"})
 
+#: Weights are kept multiplied by this, so that a slow-start ramp can give
+#: a target of weight 1 a fraction of its share.
+_SCALE = 100
+
 
 class _TargetLike(Protocol):
     """
@@ -39,11 +43,13 @@ class Member:
         proxy.
     @ivar health: the target's L{lbproxy.health.TargetHealth}, set by the
         health checker.
-    @ivar _weight: the target's weight.
+    @ivar _weight: the target's weight, times L{_SCALE}.
     @ivar _current: the current weight of smooth weighted round robin.
     """
 
-    __slots__ = ("target", "up", "inflight", "health", "_weight", "_current")
+    __slots__ = (
+        "target", "up", "inflight", "health", "_weight", "_current", "_rampStart", "_rampLength"
+    )
 
     def __init__(self, target: _TargetLike) -> None:
         """
@@ -57,13 +63,32 @@ class Member:
         self.up = True
         self.inflight = 0
         self.health = None
-        self._weight = weight
+        self._weight = weight * _SCALE
         self._current = 0
+        self._rampStart: Optional[float] = None
+        self._rampLength = 0.0
+
+    def startRamp(self, now: float, length: float) -> None:
+        """
+        Slow start: from C{now}, the member's share grows linearly from
+        almost nothing to its full weight over C{length} seconds (no ramp if
+        C{length} is 0), so a target that just came back is not flooded.
+        """
+        if length > 0:
+            self._rampStart = now
+            self._rampLength = length
+
+    def _effectiveWeight(self, now: float) -> int:
+        elapsed = now - self._rampStart
+        if elapsed >= self._rampLength or elapsed < 0:
+            self._rampStart = None
+            return self._weight
+        return max(1, int(self._weight * elapsed / self._rampLength))
 
     def __repr__(self) -> str:
         return (
             f"<Member {getattr(self.target, 'address', self.target)}"
-            f" weight={self._weight} up={self.up} inflight={self.inflight}>"
+            f" weight={self._weight // _SCALE} up={self.up} inflight={self.inflight}>"
         )
 
 
@@ -106,12 +131,13 @@ class Pool:
     def __repr__(self) -> str:
         return f"<Pool {self.name!r} {self.balance} members={len(self.members)}>"
 
-    def pick(self, exclude: Collection[Member] = ()) -> Optional[Member]:
+    def pick(self, exclude: Collection[Member] = (), now: float = 0.0) -> Optional[Member]:
         """
         Choose the member for the next request.
 
         @param exclude: members not to choose, e.g. those already tried for
             this request.
+        @param now: the current time, for members in a slow-start ramp.
         @return: the chosen member among those up and not excluded, or
             L{None} when there is none.
         """
@@ -121,9 +147,10 @@ class Pool:
         for member in self.members:
             if not member.up or (exclude and member in exclude):
                 continue
-            current = member._current + member._weight
+            weight = member._weight if member._rampStart is None else member._effectiveWeight(now)
+            current = member._current + weight
             member._current = current
-            total += member._weight
+            total += weight
             if best is None or current > best_current:
                 best = member
                 best_current = current

@@ -131,6 +131,8 @@ class HealthConfig:
     @ivar ejection_time: Seconds of the first ejection; each further
         ejection in a row doubles it.
     @ivar max_ejection_time: The longest ejection.
+    @ivar slow_start: Seconds over which a target that comes back ramps up
+        from a trickle to its full share of requests; 0 for none.
     """
 
     interval: float = 5.0
@@ -143,6 +145,7 @@ class HealthConfig:
     passive_fail: int = 3
     ejection_time: float = 10.0
     max_ejection_time: float = 300.0
+    slow_start: float = 0.0
 
     def healthy(self, code: int) -> bool:
         """
@@ -330,6 +333,7 @@ _HEALTH_KEYS = (
     "passive_fail",
     "path",
     "rise",
+    "slow_start",
     "timeout",
 )
 _TARGET_KEYS = ("address", "health_check_endpoint", "weight")
@@ -686,6 +690,16 @@ class _Parser:
         for name in ("interval", "timeout", "ejection_time", "max_ejection_time"):
             if name in table:
                 settings[name] = self._positive_number(table[name], _child(key, name))
+        if "slow_start" in table:
+            slow_key = _child(key, "slow_start")
+            slow = table["slow_start"]
+            if isinstance(slow, bool) or not isinstance(slow, (int, float)) or not (
+                math.isfinite(slow) and 0 <= slow <= 3600
+            ):
+                raise self._fail(
+                    slow_key, f"expected seconds from 0 to 3600, got {_describe(slow)}"
+                )
+            settings["slow_start"] = float(slow)
         for name in ("rise", "fall", "passive_fail"):
             if name in table:
                 settings[name] = self._integer(table[name], _child(key, name), 1, 1000)

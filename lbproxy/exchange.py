@@ -126,7 +126,7 @@ class Exchange:
 
     def _attempt(self, member=None, fresh: bool = False) -> None:
         if member is None:
-            member = self._pool.pick(self._tried)
+            member = self._pool.pick(self._tried, self._clock.seconds())
             if member is None:
                 if self._tried:
                     self._localError(502, b"Bad Gateway")

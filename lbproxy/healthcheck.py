@@ -239,6 +239,8 @@ class HealthChecker(Service):
         member.up = member.health.available
         if change is None:
             return
+        if member.up:
+            member.startRamp(self._clock.seconds(), member.health.settings.slow_start)
         log.info(
             "target {address} in pool {pool} {state} {reason}",
             address=member.target.address,

@@ -246,3 +246,40 @@ class PoolTests(SynchronousTestCase):
         m = p.pick()
         assert m is not None
         self.assertEqual(m.inflight, 0)
+
+
+class SlowStartTests(SynchronousTestCase):
+    """
+    A member in a slow-start ramp gets a growing share of the picks.
+    """
+
+    def assertClose(self, actual: float, expected: float, delta: float) -> None:
+        self.assertTrue(abs(actual - expected) <= delta, f"{actual} not within {delta} of {expected}")
+
+    def test_ramp(self):
+        """
+        Over the ramp the returning member's share grows from almost nothing
+        to its full (equal) share, then stays there.
+        """
+        p = pool(1, 1)
+        a, b = p.members
+        a.startRamp(100.0, 10.0)
+
+        def shareOfA(now: float, picks: int = 1000) -> float:
+            chosen = [p.pick(now=now) for _ in range(picks)]
+            return chosen.count(a) / picks
+
+        self.assertLess(shareOfA(100.0), 0.02)
+        self.assertClose(shareOfA(102.5), 0.2, 0.02)
+        self.assertClose(shareOfA(105.0), 1 / 3, 0.02)
+        self.assertClose(shareOfA(110.0), 0.5, 0.01)
+        self.assertClose(shareOfA(200.0), 0.5, 0.01)
+
+    def test_noRamp(self):
+        """
+        A ramp of 0 seconds changes nothing.
+        """
+        p = pool(1, 1)
+        p.members[0].startRamp(0.0, 0.0)
+        chosen = [p.pick(now=0.0).target.host for _ in range(4)]
+        self.assertEqual(chosen, ["a", "b", "a", "b"])

@@ -385,3 +385,22 @@ class PassiveTests(SynchronousTestCase):
         self.assertTrue(response.startswith(b"HTTP/1.1 503 Service Unavailable"))
         self.assertIn(b"Retry-After: 5\r\n", response)
         self.assertEqual(self.proxy.pending(), [])
+
+
+class SlowStartCheckerTests(CheckerTestCase):
+    def test_rampAfterRecovery(self):
+        """
+        With slow_start, a target that comes back starts a ramp; at start-up
+        no target ramps.
+        """
+        self.backends.mode[ADDRESSES[0]] = "fail"
+        self.start(config(slow_start=30.0))
+        member = self.member(ADDRESSES[0])
+        self.assertIsNone(member._rampStart)
+        self.advance(1)
+        self.assertFalse(member.up)
+        self.backends.mode[ADDRESSES[0]] = "ok"
+        self.advance(12)
+        self.assertTrue(member.up)
+        self.assertEqual(member._rampStart, 13.0)
+        self.assertIsNone(self.member(ADDRESSES[1])._rampStart)
