@@ -30,6 +30,8 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 from twisted.internet.endpoints import serverFromString
 
+from lbproxy.tlsconfig import POOL_TLS_KEYS, TLSConfig, UpstreamTLS, parse_pool_tls, parse_tls
+
 __all__ = [
     "BALANCE_ALGORITHMS",
     "Config",
@@ -84,6 +86,8 @@ class Target:
     @ivar weight: Relative share of requests, 1 to 1000.
     @ivar health_check_endpoint: Path probed by health checks (starts with
         C{"/"}), or L{None} for no probing.
+    @ivar tls: For an C{https} target, its pool's TLS settings, or L{None}
+        for the defaults (see L{lbproxy.tlsconfig.UpstreamTLS}).
     """
 
     scheme: str
@@ -91,6 +95,7 @@ class Target:
     port: int
     weight: int = 1
     health_check_endpoint: Optional[str] = None
+    tls: Optional[UpstreamTLS] = None
 
     @property
     def address(self) -> str:
@@ -263,6 +268,7 @@ class Config:
     routes: Tuple[Route, ...]
     demo: Tuple[DemoBackend, ...] = ()
     health: HealthConfig = HealthConfig()
+    tls: Optional[TLSConfig] = None
 
 
 def load_config(path: str) -> Config:
@@ -312,7 +318,7 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
 
 # -- validation --------------------------------------------------------------
 
-_TOP_KEYS = ("demo", "health", "path_routes", "pools", "routes", "server", "targets")
+_TOP_KEYS = ("demo", "health", "path_routes", "pools", "routes", "server", "targets", "tls")
 _SERVER_KEYS = (
     "access_log",
     "connect_timeout",
@@ -322,7 +328,7 @@ _SERVER_KEYS = (
     "max_idle_per_target",
     "response_timeout",
 )
-_POOL_KEYS = ("balance", "health", "targets")
+_POOL_KEYS = ("balance", "health", "targets") + POOL_TLS_KEYS
 _HEALTH_KEYS = (
     "ejection_time",
     "expect_status",
@@ -562,6 +568,12 @@ class _Parser:
         if "demo" in top:
             demo = self._demos(top["demo"], server)
 
+        tls = None
+        if "tls" in top:
+            used = {d: f"server.listen[{i}]" for i, d in enumerate(server.listen)}
+            used.update({d.listen: f"demo[{i}].listen" for i, d in enumerate(demo)})
+            tls = parse_tls(self, top["tls"], used)
+
         return Config(
             path=self._path,
             server=server,
@@ -569,6 +581,7 @@ class _Parser:
             routes=tuple(routes),
             demo=demo,
             health=health,
+            tls=tls,
         )
 
     # -- [server] ------------------------------------------------------------
@@ -676,6 +689,7 @@ class _Parser:
                 )
         if "health" in table:
             health = self._health(table["health"], _child(key, "health"), health)
+        targets = list(parse_pool_tls(self, table, key, targets))
         return Pool(name=name, targets=tuple(targets), balance=balance, health=health)
 
     # -- health checking -----------------------------------------------------
@@ -716,15 +730,29 @@ class _Parser:
             )
         health = base.__class__(**{**base.__dict__, **settings})
         if health.timeout > health.interval:
+            # Name the key written here (the other may come from [health]).
+            if "timeout" in table:
+                raise self._fail(
+                    _child(key, "timeout"),
+                    f"must not be longer than the interval ({health.interval:g}s), "
+                    f"got {health.timeout:g}",
+                )
             raise self._fail(
-                _child(key, "timeout"),
-                f"must not be longer than the interval ({health.interval:g}s), "
-                f"got {health.timeout:g}",
+                _child(key, "interval"),
+                f"must not be shorter than the probe timeout ({health.timeout:g}s), "
+                f"got {health.interval:g}",
             )
         if health.max_ejection_time < health.ejection_time:
+            if "max_ejection_time" in table:
+                raise self._fail(
+                    _child(key, "max_ejection_time"),
+                    f"must not be shorter than ejection_time ({health.ejection_time:g}s), "
+                    f"got {health.max_ejection_time:g}",
+                )
             raise self._fail(
-                _child(key, "max_ejection_time"),
-                f"must not be shorter than ejection_time ({health.ejection_time:g}s)",
+                _child(key, "ejection_time"),
+                f"must not be longer than max_ejection_time "
+                f"({health.max_ejection_time:g}s), got {health.ejection_time:g}",
             )
         return health
 

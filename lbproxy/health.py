@@ -100,6 +100,7 @@ class TargetHealth:
         if state == UP:
             self._returnedAt = now
             self.ejectedUntil = None
+            self.connectionFailures = 0
         self.state = state
         self.lastChange = now
         self.lastReason = reason
@@ -145,8 +146,11 @@ class TargetHealth:
         response started.
         """
         self.passiveErrors += 1
+        if self.state != UP:
+            # Requests that were under way when it went down: not news.
+            return None
         self.connectionFailures += 1
-        if self.state != UP or self.connectionFailures < self.settings.passive_fail:
+        if self.connectionFailures < self.settings.passive_fail:
             return None
         returned = self._returnedAt
         if returned is None or now - returned > self._lastBackoff:

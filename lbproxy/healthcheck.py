@@ -40,8 +40,8 @@ def probe_path(pool_health, target) -> Optional[str]:
 
 def describe_failure(reason) -> str:
     """
-    A short reason for a log line: C{"connection refused"}, C{"timed out"},
-    C{"status 500"}.
+    A short reason for a log line: C{"connection refused"}, C{"timed out"}
+    (the prober adds how long), C{"status 500"}.
     """
     value = reason.value
     # Agent wraps what went wrong (e.g. the cancellation of a request that
@@ -278,6 +278,17 @@ class _Discard:
 
 
 def _drain(response) -> defer.Deferred:
-    done: defer.Deferred = defer.Deferred()
-    response.deliverBody(_Discard(done))
+    """
+    Read and drop a response body; cancelling (a probe timing out while the
+    body trickles in) closes the connection.
+    """
+    protocol = None
+
+    def cancel(d):
+        if protocol is not None and protocol.transport is not None:
+            protocol.transport.stopProducing()
+
+    done: defer.Deferred = defer.Deferred(cancel)
+    protocol = _Discard(done)
+    response.deliverBody(protocol)
     return done
