@@ -8,6 +8,7 @@ Format (fields separated by spaces, strings quoted)::
     target=127.0.0.1:8081 time=0.0021 upstream=0.0014
 
 C{pool} and C{target} are C{-} when the request never reached one;
+C{id} (last, when request ids are on) is the request's C{X-Request-Id};
 C{upstream} is the time from picking a target to the end of the backend's
 response (C{-} without a backend). A client that went away before the
 response was complete is logged with status 499, as nginx does.
@@ -56,13 +57,14 @@ def format_line(
     target: Optional[str],
     total: float,
     upstream: Optional[float],
+    request_id: Optional[str] = None,
 ) -> str:
     """
     One access log line, without the newline. Control characters in
     client-supplied fields are escaped so a request cannot forge lines.
     """
     request = "%s %s %s" % (method, uri, version)
-    return "%s %s %d %d host=%s pool=%s target=%s time=%.4f upstream=%s" % (
+    line = "%s %s %d %d host=%s pool=%s target=%s time=%.4f upstream=%s" % (
         client,
         _quote(request),
         status,
@@ -73,6 +75,9 @@ def format_line(
         total,
         "%.4f" % (upstream,) if upstream is not None else "-",
     )
+    if request_id is not None:
+        line += " id=" + _quote(request_id)
+    return line
 
 
 class AccessLog:

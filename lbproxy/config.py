@@ -30,6 +30,18 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 from twisted.internet.endpoints import serverFromString
 
+from lbproxy.edgeconfig import (
+    AccessConfig,
+    CorsConfig,
+    HeaderRulesConfig,
+    RateLimitConfig,
+    parse_access,
+    parse_cors,
+    parse_forwarded_header,
+    parse_header_rules,
+    parse_rate_limit,
+    parse_trusted_proxies,
+)
 from lbproxy.tlsconfig import POOL_TLS_KEYS, TLSConfig, UpstreamTLS, parse_pool_tls, parse_tls
 
 __all__ = [
@@ -190,12 +202,24 @@ class Route:
         slashes, no dot-segments, no trailing slash (except C{"/"} itself).
     @ivar strip_prefix: Remove C{path} from the request path before
         forwarding.
+    @ivar max_body_size: Largest request body in bytes for this route (413
+        beyond), or L{None} for C{server.max_body_size}; 0 is no limit.
+    @ivar access: The route's firewall rules (after the global ones).
+    @ivar rate_limit: The route's per-client rate limit (after the global
+        one).
+    @ivar cors: CORS for the route, preflights answered by lbproxy.
+    @ivar headers: Request and response header rules.
     """
 
     pool: str
     host: Optional[str] = None
     path: str = "/"
     strip_prefix: bool = False
+    max_body_size: Optional[int] = None
+    access: Optional[AccessConfig] = None
+    rate_limit: Optional[RateLimitConfig] = None
+    cors: Optional[CorsConfig] = None
+    headers: Optional[HeaderRulesConfig] = None
 
 
 @dataclass(frozen=True)
@@ -213,6 +237,31 @@ class ServerConfig:
         answer those with 404.
     @ivar max_idle_per_target: Idle keep-alive connections kept per target.
     @ivar idle_timeout: Seconds an idle backend connection is kept.
+    @ivar max_body_size: Largest request body in bytes (413 beyond); 0 is
+        no limit.
+    @ivar max_request_line: Longest request line (414 beyond).
+    @ivar max_header_size: Most bytes of header lines (431 beyond).
+    @ivar max_headers: Most header lines (431 beyond).
+    @ivar client_header_timeout: Seconds for a client to send a whole
+        request head (408).
+    @ivar client_body_timeout: Longest pause while a body is sent (408).
+    @ivar client_request_timeout: Seconds for a whole request, head and
+        body (408).
+    @ivar keepalive_timeout: Seconds an idle client connection is kept.
+    @ivar max_connections: Most client connections at once (503 beyond).
+    @ivar encoded_slashes: C{"reject"} (400 for C{%2F}/C{%5C} in a path) or
+        C{"keep"}.
+    @ivar health_endpoint: Path answered by lbproxy itself (200) for outer
+        load balancers and probes, or L{None}.
+    @ivar trusted_proxies: Networks of proxies in front whose forwarding
+        header is believed; from others, incoming C{X-Forwarded-*} and
+        C{Forwarded} headers are replaced.
+    @ivar forwarded_header: The header the trusted proxies write:
+        C{"x-forwarded-for"} or C{"forwarded"}.
+    @ivar request_id_header: The request id header, generated when absent,
+        passed to the backend, logged and returned; L{None} for none.
+    @ivar proxy_protocol: Expect a PROXY protocol (v1 or v2) header on every
+        plain listener, e.g. behind an L4 load balancer.
     """
 
     listen: Tuple[str, ...] = ("tcp:8080",)
@@ -222,6 +271,21 @@ class ServerConfig:
     default_pool: Optional[str] = None
     max_idle_per_target: int = 32
     idle_timeout: float = 60.0
+    max_body_size: int = 1024 * 1024
+    max_request_line: int = 8 * 1024
+    max_header_size: int = 32 * 1024
+    max_headers: int = 100
+    client_header_timeout: float = 10.0
+    client_body_timeout: float = 60.0
+    client_request_timeout: float = 3600.0
+    keepalive_timeout: float = 75.0
+    max_connections: int = 10000
+    encoded_slashes: str = "reject"
+    health_endpoint: Optional[str] = "/.lbproxy/health"
+    trusted_proxies: Tuple[str, ...] = ()
+    forwarded_header: str = "x-forwarded-for"
+    request_id_header: Optional[str] = "X-Request-Id"
+    proxy_protocol: bool = False
 
 
 @dataclass(frozen=True)
@@ -269,6 +333,8 @@ class Config:
     demo: Tuple[DemoBackend, ...] = ()
     health: HealthConfig = HealthConfig()
     tls: Optional[TLSConfig] = None
+    access: Optional[AccessConfig] = None
+    rate_limit: Optional[RateLimitConfig] = None
 
 
 def load_config(path: str) -> Config:
@@ -318,16 +384,43 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
 
 # -- validation --------------------------------------------------------------
 
-_TOP_KEYS = ("demo", "health", "path_routes", "pools", "routes", "server", "targets", "tls")
+_TOP_KEYS = (
+    "access",
+    "demo",
+    "health",
+    "path_routes",
+    "pools",
+    "rate_limit",
+    "routes",
+    "server",
+    "targets",
+    "tls",
+)
 _SERVER_KEYS = (
     "access_log",
+    "client_body_timeout",
+    "client_header_timeout",
+    "client_request_timeout",
     "connect_timeout",
     "default_pool",
+    "encoded_slashes",
+    "forwarded_header",
+    "health_endpoint",
     "idle_timeout",
+    "keepalive_timeout",
     "listen",
+    "max_body_size",
+    "max_connections",
+    "max_header_size",
+    "max_headers",
     "max_idle_per_target",
+    "max_request_line",
+    "proxy_protocol",
+    "request_id_header",
     "response_timeout",
+    "trusted_proxies",
 )
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
 _POOL_KEYS = ("balance", "health", "targets") + POOL_TLS_KEYS
 _HEALTH_KEYS = (
     "ejection_time",
@@ -343,7 +436,17 @@ _HEALTH_KEYS = (
     "timeout",
 )
 _TARGET_KEYS = ("address", "health_check_endpoint", "weight")
-_ROUTE_KEYS = ("host", "path", "pool", "strip_prefix")
+_ROUTE_KEYS = (
+    "access",
+    "cors",
+    "headers",
+    "host",
+    "max_body_size",
+    "path",
+    "pool",
+    "rate_limit",
+    "strip_prefix",
+)
 _DEMO_KEYS = ("listen", "name", "text")
 _PATH_ROUTE_KEYS = ("address", "path")
 
@@ -574,6 +677,13 @@ class _Parser:
             used.update({d.listen: f"demo[{i}].listen" for i, d in enumerate(demo)})
             tls = parse_tls(self, top["tls"], used)
 
+        access = None
+        if "access" in top:
+            access = parse_access(top["access"], "access", self._fail)
+        rate_limit = None
+        if "rate_limit" in top:
+            rate_limit = parse_rate_limit(top["rate_limit"], "rate_limit", self._fail)
+
         return Config(
             path=self._path,
             server=server,
@@ -582,6 +692,8 @@ class _Parser:
             demo=demo,
             health=health,
             tls=tls,
+            access=access,
+            rate_limit=rate_limit,
         )
 
     # -- [server] ------------------------------------------------------------
@@ -594,9 +706,71 @@ class _Parser:
 
         if "listen" in table:
             settings["listen"] = self._listen(table["listen"], "server.listen")
-        for name in ("connect_timeout", "response_timeout", "idle_timeout"):
+        for name in (
+            "connect_timeout",
+            "response_timeout",
+            "idle_timeout",
+            "client_header_timeout",
+            "client_body_timeout",
+            "client_request_timeout",
+            "keepalive_timeout",
+        ):
             if name in table:
                 settings[name] = self._positive_number(table[name], _child(key, name))
+        if "max_body_size" in table:
+            settings["max_body_size"] = self._size(
+                table["max_body_size"], "server.max_body_size"
+            )
+        for name, minimum in (
+            ("max_request_line", 256),
+            ("max_header_size", 1024),
+            ("max_headers", 8),
+            ("max_connections", 1),
+        ):
+            if name in table:
+                settings[name] = self._integer(
+                    table[name], _child(key, name), minimum, 1 << 30
+                )
+        if "encoded_slashes" in table:
+            mode = self._string(table["encoded_slashes"], "server.encoded_slashes")
+            if mode not in ("reject", "keep"):
+                raise self._fail(
+                    "server.encoded_slashes",
+                    f'expected "reject" or "keep", got {_quote(mode)}',
+                )
+            settings["encoded_slashes"] = mode
+        if "trusted_proxies" in table:
+            settings["trusted_proxies"] = parse_trusted_proxies(
+                table["trusted_proxies"], "server.trusted_proxies", self._fail
+            )
+        if "forwarded_header" in table:
+            settings["forwarded_header"] = parse_forwarded_header(
+                table["forwarded_header"], "server.forwarded_header", self._fail
+            )
+        if "request_id_header" in table:
+            value = table["request_id_header"]
+            if value is False:
+                settings["request_id_header"] = None
+            else:
+                name = self._nonempty_string(value, "server.request_id_header")
+                if not _BARE_KEY.match(name) or "_" in name:
+                    raise self._fail(
+                        "server.request_id_header",
+                        f"not a header name: {_quote(name)} (use letters, digits and -)",
+                    )
+                settings["request_id_header"] = name
+        if "proxy_protocol" in table:
+            settings["proxy_protocol"] = self._boolean(
+                table["proxy_protocol"], "server.proxy_protocol"
+            )
+        if "health_endpoint" in table:
+            value = table["health_endpoint"]
+            if value is False:
+                settings["health_endpoint"] = None
+            else:
+                settings["health_endpoint"] = self._probe_path(
+                    value, "server.health_endpoint"
+                )
         if "access_log" in table:
             settings["access_log"] = self._access_log(
                 table["access_log"], "server.access_log"
@@ -610,6 +784,26 @@ class _Parser:
                 table["max_idle_per_target"], "server.max_idle_per_target", 0
             )
         return ServerConfig(**settings)
+
+    def _size(self, value: Any, key: str) -> int:
+        """
+        A size in bytes: an integer, or a string with a unit (C{"512k"},
+        C{"10m"}, C{"1g"}, powers of 1024); 0 means no limit.
+        """
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 0:
+                raise self._fail(key, f"must be at least 0, got {value}")
+            return value
+        if isinstance(value, str):
+            match = _SIZE.match(value)
+            if match:
+                unit = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+                return int(match.group(1)) * unit[match.group(2).lower()]
+        raise self._fail(
+            key,
+            'expected a size in bytes (1048576) or with a unit ("512k", "10m", "1g"), '
+            f"got {_describe(value)}",
+        )
 
     def _listen(self, value: Any, key: str) -> Tuple[str, ...]:
         if isinstance(value, str):
@@ -964,7 +1158,26 @@ class _Parser:
             strip_prefix = self._boolean(
                 table["strip_prefix"], _child(key, "strip_prefix")
             )
-        return Route(pool=pool, host=host, path=path, strip_prefix=strip_prefix)
+        max_body_size = None
+        if "max_body_size" in table:
+            max_body_size = self._size(table["max_body_size"], _child(key, "max_body_size"))
+        policies: Dict[str, Any] = {}
+        for name, parse in (
+            ("access", parse_access),
+            ("rate_limit", parse_rate_limit),
+            ("cors", parse_cors),
+            ("headers", parse_header_rules),
+        ):
+            if name in table:
+                policies[name] = parse(table[name], _child(key, name), self._fail)
+        return Route(
+            pool=pool,
+            host=host,
+            path=path,
+            strip_prefix=strip_prefix,
+            max_body_size=max_body_size,
+            **policies,
+        )
 
     def _route_host(self, value: Any, key: str) -> str:
         """

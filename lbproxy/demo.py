@@ -315,24 +315,36 @@ class DemoRoot(Resource):
 
 class DemoSite(Site):
     """
-    A L{Site} that writes no access log: the proxy in front logs requests.
+    A L{Site} that writes no access log by default (the proxy in front logs
+    requests); with C{logTo}, one line C{request METHOD URI} per request it
+    parsed, so tests can compare what a backend saw with what the proxy
+    forwarded.
     """
 
     noisy = False
+    logTo = None
 
     def log(self, request: Request) -> None:
-        pass
+        if self.logTo is not None:
+            self.logTo.write(
+                "request %s %s\n"
+                % (request.method.decode("latin-1"), request.uri.decode("latin-1"))
+            )
+            self.logTo.flush()
 
 
-def demoSite(name: str, text: str, clock: IReactorTime) -> Site:
+def demoSite(name: str, text: str, clock: IReactorTime, logTo=None) -> Site:
     """
     The demo backend as a L{Site}, ready to listen on an endpoint.
 
     @param name: Sent in every response's C{X-Demo-Backend} header.
     @param text: What GET on an ordinary path answers (a newline is added).
     @param clock: Schedules C{/slow} answers.
+    @param logTo: A text stream for one line per request, or L{None}.
     """
-    return DemoSite(DemoRoot(name, text, clock))
+    site = DemoSite(DemoRoot(name, text, clock))
+    site.logTo = logTo
+    return site
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -350,6 +362,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--name", required=True, help="backend name")
     parser.add_argument(
         "--text", help='page text (default: "This is the NAME application.")'
+    )
+    parser.add_argument(
+        "--log-requests", action="store_true", help="print one line per request received"
     )
     args = parser.parse_args(argv)
     text = args.text if args.text is not None else f"This is the {args.name} application."
@@ -372,7 +387,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         endpoint = endpoints.serverFromString(reactor, args.listen)
     except (ValueError, TypeError, KeyError) as e:
         parser.error(f"bad --listen {args.listen!r}: {e}")
-    endpoint.listen(demoSite(args.name, text, reactor)).addCallbacks(listening, failed)
+    logTo = sys.stdout if args.log_requests else None
+    endpoint.listen(demoSite(args.name, text, reactor, logTo)).addCallbacks(listening, failed)
     reactor.run()
     return status[0] if status else 0
 

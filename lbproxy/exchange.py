@@ -35,20 +35,23 @@ log = Logger()
 IDEMPOTENT = frozenset([b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"])
 
 
-def local_response(request, code: int, phrase: bytes, headers=()) -> int:
+def local_response(request, code: int, phrase: bytes, headers=(), withBody: bool = True) -> int:
     """
     Answer a request from lbproxy itself (404, 502, 503, 504, ...) with a
-    short plain-text body.
+    short plain-text body (or none).
 
+    @param headers: more C{(name, value)} pairs to send.
     @return: the length of the body sent.
     """
-    body = b"%d %s\n" % (code, phrase)
+    body = b"%d %s\n" % (code, phrase) if withBody else b""
     request.setResponseCode(code, phrase)
-    request.responseHeaders.removeHeader(b"Server")
-    request.responseHeaders.setRawHeaders(b"Content-Type", [b"text/plain; charset=utf-8"])
-    request.responseHeaders.setRawHeaders(b"Content-Length", [b"%d" % (len(body),)])
+    out = request.responseHeaders
+    out.removeHeader(b"Server")
+    if body:
+        out.setRawHeaders(b"Content-Type", [b"text/plain; charset=utf-8"])
+    out.setRawHeaders(b"Content-Length", [b"%d" % (len(body),)])
     for name, value in headers:
-        request.responseHeaders.setRawHeaders(name, [value])
+        out.addRawHeader(name, value)
     if not request.bodyComplete:
         request.closeAfterResponse()
     request.write(body)
@@ -79,6 +82,7 @@ class Exchange:
         headers,
         onDone,
         health=None,
+        relay=None,
     ) -> None:
         """
         @param request: the L{lbproxy.http.ProxyRequest}.
@@ -91,6 +95,9 @@ class Exchange:
         @param onDone: called with this exchange when it has ended.
         @param health: told of connection failures and responses (passive
             health checks), e.g. an L{lbproxy.healthcheck.HealthChecker}.
+        @param relay: C{relay(headers, target)} returns the end-to-end
+            response headers to send the client (header rules, CORS,
+            request id), or L{None} to send them as they are.
         """
         self._request = request
         self._pool = pool
@@ -102,7 +109,10 @@ class Exchange:
         self._headers = headers
         self._onDone = onDone
         self._health = health
+        self._relay = relay
         self._body = request.body
+        if self._body is not None:
+            self._body.onTooLarge = self._bodyTooLarge
         self._retrySafe = self._body is None and method in IDEMPOTENT
         self._tried: List = []
         self._member = None
@@ -111,6 +121,7 @@ class Exchange:
         self._timer = None
         self._headSent = False
         self._freshRetried = False
+        self._dropped = False
         self.done = False
         self.status = 0
         self.sent = 0
@@ -151,11 +162,21 @@ class Exchange:
             self._member.inflight -= 1
             self._member = None
 
+    def _dropConnect(self) -> None:
+        """
+        Abandon a connection attempt in progress (the exchange is ending).
+        """
+        d, self._connecting = self._connecting, None
+        if d is not None:
+            self._dropped = True
+            d.cancel()
+
     def _connectFailed(self, reason: Failure) -> None:
         self._connecting = None
         member = self._member
         self._endAttempt()
-        if self.done:
+        if self.done or self._dropped:
+            # Cancelled by us: not the target's fault, nothing to retry.
             return
         self._passiveFailure(member, reason)
         log.warn("connect to {target} failed: {reason}", target=self.target, reason=_describe(reason))
@@ -164,7 +185,7 @@ class Exchange:
 
     def _connected(self, conn) -> None:
         self._connecting = None
-        if self.done:
+        if self.done or self._dropped:
             self._connections.release(conn)
             return
         self._conn = conn
@@ -231,7 +252,10 @@ class Exchange:
                 out.removeHeader(b"Date")
                 break
         chunked = False
-        for name, value in end_to_end(headers):
+        relayed = end_to_end(headers)
+        if self._relay is not None:
+            relayed = self._relay(relayed, self.target)
+        for name, value in relayed:
             out.addRawHeader(name, value)
         for name, value in headers:
             if name.lower() == b"transfer-encoding":
@@ -305,6 +329,25 @@ class Exchange:
         log.warn("backend {target} failed: {reason}", target=self.target, reason=_describe(reason))
         self._localError(502, b"Bad Gateway")
 
+    def _bodyTooLarge(self) -> None:
+        """
+        The body went past its route's C{max_body_size} while streaming:
+        the backend never gets a complete request, the client gets 413.
+        """
+        if self.done:
+            return
+        self._cancelTimer()
+        self._dropConnect()
+        conn, self._conn = self._conn, None
+        self._body.detach()
+        if conn is not None:
+            conn.abort()
+        self._endAttempt()
+        if self._headSent:
+            self._abortClient()
+        else:
+            self._localError(413, b"Payload Too Large")
+
     def _timedOut(self) -> None:
         self._timer = None
         if self.done:
@@ -354,26 +397,18 @@ class Exchange:
             request.unregisterProducer()
         self._finishUpstream()
         self._end()
-        channel = request.channel
-        if channel is None or channel.transport is None:
-            return
-        framed = request.chunked or request.responseHeaders.hasHeader(b"Content-Length")
-        if framed:
-            # The client can tell the body is short (missing bytes or no
-            # last chunk): send what arrived, then close.
-            channel.loseConnection()
-        else:
-            # A close-delimited body would look complete after a clean
-            # close: reset the connection instead.
-            channel.transport.abortConnection()
+        # HTTP/1.1: close after what arrived if the client can tell the body
+        # is short, else reset; HTTP/2: reset the stream.
+        request.abortResponse()
 
     def _clientGone(self, reason: Failure) -> None:
         if self.done:
             return None
-        self.status = 499
+        # 499 (as nginx logs it) unless the channel refused the request,
+        # e.g. a malformed or too slow body (400, 408).
+        self.status = getattr(self._request, "rejected", None) or 499
         self._cancelTimer()
-        if self._connecting is not None:
-            self._connecting.cancel()
+        self._dropConnect()
         conn, self._conn = self._conn, None
         if self._body is not None:
             self._body.detach()

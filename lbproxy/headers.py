@@ -76,36 +76,58 @@ def end_to_end(headers: Iterable[Tuple[bytes, bytes]]) -> HeaderList:
 
 def forwarded_request_headers(
     headers: Iterable[Tuple[bytes, bytes]],
-    client_ip: bytes,
+    peer_ip: bytes,
     proto: bytes,
     host: Optional[bytes],
+    trusted: bool = False,
 ) -> HeaderList:
     """
     The headers a backend receives for a client request.
 
-    Hop-by-hop headers are removed (see L{end_to_end}); C{X-Forwarded-For}
-    gets the client address appended (one combined header),
+    Hop-by-hop headers are removed (see L{end_to_end}). What a client says
+    about where a request came from is believed only from a trusted proxy:
+
+      - from a trusted peer, C{X-Forwarded-For} gets the peer appended (one
+        combined header), and an incoming C{X-Forwarded-Proto},
+        C{X-Forwarded-Host} or C{Forwarded} is kept (the trusted proxy set
+        them);
+      - from any other peer, incoming C{X-Forwarded-*} and C{Forwarded} are
+        replaced: C{X-Forwarded-For} is the peer alone.
+
     C{X-Forwarded-Proto} and C{X-Forwarded-Host} are set to what this proxy
-    saw. C{Host} is passed on unchanged.
+    saw when not kept. C{Host} is passed on unchanged.
 
     @param headers: the client's header pairs, in order.
-    @param client_ip: the address of the peer that connected to lbproxy.
+    @param peer_ip: the address of the peer that connected to lbproxy.
     @param proto: C{b"http"} or C{b"https"}.
     @param host: the client's C{Host} header, or L{None}.
+    @param trusted: whether the peer is one of C{trusted_proxies}.
     """
     kept = []
     forwarded_for = []
+    seen_proto = seen_host = False
     for name, value in end_to_end(headers):
         lower = name.lower()
         if lower == b"x-forwarded-for":
-            forwarded_for.append(value)
-        elif lower in (b"x-forwarded-proto", b"x-forwarded-host"):
-            continue
+            if trusted:
+                forwarded_for.append(value)
+        elif lower == b"x-forwarded-proto":
+            if trusted and not seen_proto:
+                seen_proto = True
+                kept.append((name, value))
+        elif lower == b"x-forwarded-host":
+            if trusted and not seen_host:
+                seen_host = True
+                kept.append((name, value))
+        elif lower == b"forwarded":
+            if trusted:
+                kept.append((name, value))
         else:
             kept.append((name, value))
-    forwarded_for.append(client_ip)
+    forwarded_for.append(peer_ip)
     kept.append((b"X-Forwarded-For", b", ".join(forwarded_for)))
-    kept.append((b"X-Forwarded-Proto", proto))
-    if host is not None:
+    if not seen_proto:
+        kept.append((b"X-Forwarded-Proto", proto))
+    if host is not None and not seen_host:
         kept.append((b"X-Forwarded-Host", host))
     return kept

@@ -60,16 +60,23 @@ def describe_failure(reason) -> str:
     return text.rstrip(".") or name
 
 
-def probe_client(reactor):
+def probe_client(reactor, tlsPolicy=None):
     """
     The treq client probes go through: a fresh connection per probe (a
     probe checks that the target accepts connections, so none is reused).
+
+    @param tlsPolicy: an L{IPolicyForHTTPS} for C{https://} targets (the
+        pools' CA, client certificate and C{verify}, from
+        L{lbproxy.tls.TLSEdge.probePolicy}), or L{None} for Twisted's
+        default (the system's trust store).
     """
     from treq.client import HTTPClient
     from twisted.web.client import Agent, HTTPConnectionPool
 
     pool = HTTPConnectionPool(reactor, persistent=False)
-    return HTTPClient(Agent(reactor, pool=pool))
+    if tlsPolicy is None:
+        return HTTPClient(Agent(reactor, pool=pool))
+    return HTTPClient(Agent(reactor, contextFactory=tlsPolicy, pool=pool))
 
 
 class _BadStatus(Exception):

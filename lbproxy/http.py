@@ -19,6 +19,8 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.web import http, server
 from zope.interface import implementer
 
+from lbproxy.hygiene import ClientLimits, GuardedChannel
+
 #: Body bytes buffered (waiting for a backend connection, or for the
 #: backend to accept them) before reading from the client pauses.
 BODY_HIGH_WATER = 256 * 1024
@@ -38,9 +40,21 @@ class RequestBody:
     @ivar length: the declared length, or L{None} for a chunked body.
     @ivar received: bytes received so far.
     @ivar complete: whether the whole body has arrived.
+    @ivar limit: the most bytes accepted (0: no limit); beyond it nothing
+        more is passed on and C{onTooLarge} is called once.
+    @ivar onTooLarge: called when the body exceeds C{limit}.
     """
 
-    def __init__(self, channel: "ProxyChannel", length: Optional[int]) -> None:
+    limit = 0
+    onTooLarge = None
+    tooLarge = False
+
+    def __init__(self, channel, length: Optional[int]) -> None:
+        """
+        @param channel: the request's C{inbound}: what C{pauseBody} and
+            C{resumeBody} pause and resume reading the body from.
+        @param length: the declared length, or L{None}.
+        """
         self._channel = channel
         self.length = length
         self.received = 0
@@ -58,6 +72,14 @@ class RequestBody:
 
     def dataReceived(self, data: bytes) -> None:
         self.received += len(data)
+        if self.limit and self.received > self.limit:
+            # Enforced while streaming: not one byte past the limit is
+            # passed on.
+            if not self.tooLarge:
+                self.tooLarge = True
+                if self.onTooLarge is not None:
+                    self.onTooLarge()
+            return
         if self._sink is not None:
             self._sink.writeBody(data)
             return
@@ -143,11 +165,22 @@ class ProxyRequest(server.Request):
     body: Optional[RequestBody] = None
     _early = False
 
+    @property
+    def inbound(self):
+        """
+        The controls of the connection the request came on: the
+        L{ProxyChannel} for HTTP/1.x, the stream's
+        L{lbproxy.http2.StreamInbound} for HTTP/2 (L{None} once the client
+        is gone).  Both offer C{pauseBody}, C{resumeBody}, C{abandonInput},
+        C{abortResponse}, C{persistent} and C{transport}.
+        """
+        channel = self.channel
+        return getattr(channel, "inbound", channel)
+
     def gotLength(self, length: Optional[int]) -> None:
         # The content file stays empty: bytes go to self.body instead.
         self.content = io.BytesIO()
-        if length != 0:
-            self.body = RequestBody(self.channel, length)
+        self.body = RequestBody(self.inbound, length) if length != 0 else None
 
     def handleContentChunk(self, data: bytes) -> None:
         if self.body is not None and not self.finished:
@@ -172,37 +205,58 @@ class ProxyRequest(server.Request):
     def bodyComplete(self) -> bool:
         return self.body is None or self.body.complete
 
+    def _handleStar(self) -> None:
+        # Asterisk-form is for OPTIONS only (RFC 9112 3.2.4): answered here,
+        # never forwarded; any other method with "*" is malformed.
+        if self.method != b"OPTIONS":
+            self.closeAfterResponse()
+            self.setResponseCode(400, b"Bad Request")
+        self.responseHeaders.removeHeader(b"Server")
+        self.setHeader(b"Content-Length", b"0")
+        self.finish()
+
     def closeAfterResponse(self) -> None:
         """
         Make this the connection's last response (C{Connection: close}),
         e.g. because the response starts before the request body is read.
         """
-        self.channel.persistent = False
-        if not self.startedWriting:
+        self.inbound.persistent = False
+        if not self.startedWriting and not self.clientproto.startswith(b"HTTP/2"):
             self.responseHeaders.setRawHeaders(b"Connection", [b"close"])
+
+    def abortResponse(self) -> None:
+        """
+        The response cannot be completed (the backend failed after its
+        head): end it so that the client cannot take it for complete.
+        """
+        inbound = self.inbound
+        if inbound is not None:
+            inbound.abortResponse(
+                bool(self.chunked) or self.responseHeaders.hasHeader(b"Content-Length")
+            )
 
     def finish(self) -> None:
         if not self.bodyComplete:
             # The response is done before the request body arrived: the rest
             # of the body must not be read as a next request. Close after
             # this response.
-            self.channel.abandonInput()
+            self.inbound.abandonInput()
             if self.body is not None:
                 self.body.detach()
         return server.Request.finish(self)
 
 
-class ProxyChannel(http.HTTPChannel):
+class ProxyChannel(GuardedChannel):
     """
     An L{http.HTTPChannel} that starts processing at the end of the headers
-    and lets a streaming body pause reading from the client.
+    and lets a streaming body pause reading from the client; hygiene,
+    limits and timeouts come from L{GuardedChannel}.
     """
 
     _bodyPaused = False
-    _discarding = False
 
     def allHeadersReceived(self) -> None:
-        http.HTTPChannel.allHeadersReceived(self)
+        GuardedChannel.allHeadersReceived(self)
         if self.length != 0:
             # A body follows: process now and stream it. (Without a body,
             # the request is complete already and takes the usual path.)
@@ -214,12 +268,7 @@ class ProxyChannel(http.HTTPChannel):
             return
         if self._bodyPaused:
             self._bodyPaused = False
-        http.HTTPChannel.allContentReceived(self)
-
-    def rawDataReceived(self, data: bytes) -> None:
-        if self._discarding:
-            return
-        http.HTTPChannel.rawDataReceived(self, data)
+        GuardedChannel.allContentReceived(self)
 
     def abandonInput(self) -> None:
         """
@@ -229,6 +278,22 @@ class ProxyChannel(http.HTTPChannel):
         """
         self.persistent = False
         self._discarding = True
+
+    def abortResponse(self, framed: bool) -> None:
+        """
+        End a response that cannot be completed.
+
+        @param framed: Whether the response declared its length (or is
+            chunked), so a clean close shows the client it is short; a
+            close-delimited body would look complete, so the connection is
+            reset instead.
+        """
+        if self.transport is None:
+            return
+        if framed:
+            self.loseConnection()
+        else:
+            self.transport.abortConnection()
 
     def pauseBody(self) -> None:
         if not self._bodyPaused:
@@ -255,6 +320,19 @@ class ProxySite(server.Site):
 
     protocol = ProxyChannel
     requestFactory = ProxyRequest
+
+    def __init__(self, resource, limits: ClientLimits = ClientLimits(), **kwargs) -> None:
+        server.Site.__init__(self, resource, **kwargs)
+        self.limits = limits
+        self.openConnections = 0
+        # GuardedChannel's timeouts replace Twisted's idle timeout, which any
+        # byte resets (a drip-feeding client would keep it alive forever).
+        self.timeOut = None
+
+    def buildProtocol(self, addr):
+        protocol = server.Site.buildProtocol(self, addr)
+        protocol.limits = self.limits
+        return protocol
 
     def log(self, request) -> None:
         pass

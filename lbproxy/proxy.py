@@ -10,17 +10,40 @@ connections, streaming both ways, see L{lbproxy.exchange}).
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+import re
+from typing import Optional
 
+from twisted.web import http
 from twisted.web.proxy import ReverseProxyResource
 from twisted.web.server import NOT_DONE_YET
 
 from lbproxy.accesslog import AccessLog, format_line
 from lbproxy.exchange import Exchange, local_response
+from lbproxy.headerrules import new_request_id
 from lbproxy.headers import forwarded_request_headers
-from lbproxy.routing import normalize_host, normalize_path, strip_prefix
+from lbproxy.ratelimit import retry_after
+from lbproxy.routing import BadPath, normalize_host, normalize_request_path, strip_prefix
 from lbproxy.runtime import Runtime
+from lbproxy.tls import misdirected
 from lbproxy.upstream import ConnectionPool
+
+
+#: An incoming request id is kept only if it is a plain token.
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:@+=/-]{1,200}$")
+
+_HOST = re.compile(
+    rb"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9!$&'()*+,;=._~%-]+)(?::[0-9]{1,5})?$"
+)
+
+
+def valid_host(value: bytes) -> bool:
+    """
+    Whether a Host header (or absolute-form authority) is a plain
+    C{host[:port]}: a registered name or IPv4 address, or an IPv6 literal
+    in brackets, with an optional numeric port; no user info, spaces or
+    other characters.
+    """
+    return _HOST.match(value) is not None
 
 
 def split_target(uri: bytes):
@@ -95,69 +118,182 @@ class ProxyResource(ReverseProxyResource):
 
     def render(self, request):
         start = self._clock.seconds()
+        server = self.runtime.config.server
         hosts = request.requestHeaders.getRawHeaders(b"Host")
-        split = split_target(request.uri)
+        split = split_target(request.uri) if request.method != b"CONNECT" else None
         if split is None or (hosts is not None and len(hosts) > 1):
-            self._local(request, start, 400, b"Bad Request")
+            self._reject(request, start, 400, b"Bad Request")
             return NOT_DONE_YET
         authority, rawPath, query = split
         hostHeader = hosts[0] if hosts else None
         if hostHeader is None and request.clientproto == b"HTTP/1.1" and authority is None:
-            self._local(request, start, 400, b"Bad Request")
+            self._reject(request, start, 400, b"Bad Request")
             return NOT_DONE_YET
         if authority is not None:
             # RFC 9112 3.2.2: the authority of an absolute-form target wins.
             hostHeader = authority
             request.requestHeaders.setRawHeaders(b"Host", [authority])
+        if hostHeader is not None and not valid_host(hostHeader):
+            self._reject(request, start, 400, b"Bad Request")
+            return NOT_DONE_YET
         host = normalize_host(hostHeader.decode("latin-1") if hostHeader else None)
-        path = normalize_path(rawPath.decode("latin-1"))
-        found = self.runtime.route(host, path)
+        if misdirected(request, host):
+            # TLS: the certificate SNI chose does not cover this host.
+            self._local(request, start, 421, b"Misdirected Request", hostHeader)
+            return NOT_DONE_YET
+        try:
+            path = normalize_request_path(
+                rawPath.decode("latin-1"), server.encoded_slashes == "reject"
+            )
+        except BadPath:
+            self._reject(request, start, 400, b"Bad Request", hostHeader)
+            return NOT_DONE_YET
+        if path == server.health_endpoint:
+            self._local(request, start, 200, b"OK", hostHeader)
+            return NOT_DONE_YET
+        runtime = self.runtime
+        found = runtime.route(host, path)
+        policies = runtime.policies(found[0]) if found is not None else runtime.unrouted
+        peer = getattr(request.getClientAddress(), "host", "127.0.0.1")
+        resolver = runtime.clientAddress
+        trusted = resolver is not None and resolver.isTrusted(peer)
+        clientIp = peer
+        if trusted:
+            clientIp = resolver.resolve(
+                peer,
+                request.requestHeaders.getRawHeaders(b"X-Forwarded-For") or (),
+                request.requestHeaders.getRawHeaders(b"Forwarded") or (),
+            )
+        for limiter in policies.limiters:
+            delay = limiter.check(clientIp, start)
+            if delay:
+                self._local(
+                    request, start, 429, b"Too Many Requests", hostHeader,
+                    [(b"Retry-After", b"%d" % (retry_after(delay),))],
+                )
+                return NOT_DONE_YET
+        if policies.access:
+            authorization = request.getHeader(b"Authorization")
+            for policy in policies.access:
+                denial = policy.check(clientIp, request.method, path, authorization)
+                if denial is not None:
+                    phrase = http.RESPONSES.get(denial.status, b"Forbidden")
+                    self._local(request, start, denial.status, phrase, hostHeader, denial.headers)
+                    return NOT_DONE_YET
         if found is None:
             self._local(request, start, 404, b"Not Found", hostHeader)
             return NOT_DONE_YET
         route, pool = found
+        body = request.body
+        if body is not None:
+            limit = server.max_body_size if route.max_body_size is None else route.max_body_size
+            if limit:
+                if body.length is not None and body.length > limit:
+                    self._reject(request, start, 413, b"Payload Too Large", hostHeader)
+                    return NOT_DONE_YET
+                body.limit = limit
+        pairs = [
+            (name, value)
+            for name, values in request.requestHeaders.getAllRawHeaders()
+            # Expect was answered here; names with "_" are dropped, as
+            # nginx does, since backends may read them as "-".
+            if name.lower() != b"expect" and b"_" not in name
+            for value in values
+        ]
+        cors = policies.cors
+        origin = request.getHeader(b"Origin")
+        if cors is not None and cors.isPreflight(request.method, pairs):
+            # Answered here, without bothering the backend.
+            status, corsHeaders = cors.preflight(
+                origin,
+                request.getHeader(b"Access-Control-Request-Method"),
+                request.getHeader(b"Access-Control-Request-Headers"),
+            )
+            self._local(request, start, status, http.RESPONSES.get(status, b""),
+                        hostHeader, corsHeaders, body=False)
+            return NOT_DONE_YET
         if route.strip_prefix:
             path = strip_prefix(path, route.path)
         target = path.encode("latin-1")
         if query is not None:
             target += b"?" + query
         proto = self._proto or (b"https" if request.isSecure() else b"http")
-        pairs = [
-            (name, value)
-            for name, values in request.requestHeaders.getAllRawHeaders()
-            if name.lower() != b"expect"
-            for value in values
-        ]
+        requestId = None
+        idHeaderName = server.request_id_header
+        if idHeaderName is not None:
+            idName = idHeaderName.lower().encode("ascii")
+            requestId = request.getHeader(idName)
+            if requestId is None or not _REQUEST_ID.match(requestId):
+                # Generated when absent (or not a plain token), passed on,
+                # logged and returned.
+                requestId = new_request_id()
+                pairs = [(n, v) for n, v in pairs if n.lower() != idName]
+                pairs.append((idHeaderName.encode("ascii"), requestId))
+        rules = policies.headers
+        variables = None
+        if rules is not None:
+            variables = {
+                "client_ip": clientIp.encode("ascii", "replace"),
+                "request_id": requestId or b"",
+                "host": hostHeader or b"",
+                "scheme": proto,
+                "method": request.method,
+                "path": target,
+                "pool": pool.name.encode("utf-8"),
+            }
+            pairs = rules.applyRequest(pairs, variables)
         headers = forwarded_request_headers(
-            pairs, request.getClientAddress().host.encode("ascii"), proto, hostHeader
+            pairs, peer.encode("ascii", "replace"), proto, hostHeader, trusted
         )
+        idHeader = (idHeaderName.encode("ascii"), requestId) if requestId is not None else None
+
+        def relay(responseHeaders, targetAddress):
+            if rules is not None:
+                variables["target"] = (targetAddress or "").encode("ascii", "replace")
+                responseHeaders = rules.applyResponse(responseHeaders, variables)
+            if cors is not None and origin is not None:
+                responseHeaders = cors.applyResponse(responseHeaders, origin)
+            if idHeader is not None:
+                responseHeaders = [(n, v) for n, v in responseHeaders if n.lower() != idName]
+                responseHeaders.append(idHeader)
+            return responseHeaders
 
         def done(exchange: Exchange) -> None:
             self.active.discard(exchange)
             self._log(request, start, exchange.status, exchange.sent, hostHeader,
-                      pool.name, exchange.target, exchange.upstreamTime)
+                      pool.name, exchange.target, exchange.upstreamTime, requestId)
 
         exchange = Exchange(
             request,
             pool,
             self._connections,
             self._clock,
-            self.runtime.config.server.response_timeout,
+            server.response_timeout,
             request.method,
             target,
             headers,
             done,
             self.health,
+            relay,
         )
         self.active.add(exchange)
         exchange.start()
         return NOT_DONE_YET
 
-    def _local(self, request, start: float, code: int, phrase: bytes, host=None) -> None:
-        sent = local_response(request, code, phrase)
+    def _reject(self, request, start: float, code: int, phrase: bytes, host=None) -> None:
+        """
+        Refuse a malformed or unacceptable request: answer and close.
+        """
+        request.closeAfterResponse()
+        self._local(request, start, code, phrase, host)
+
+    def _local(
+        self, request, start: float, code: int, phrase: bytes, host=None, headers=(), body=True
+    ) -> None:
+        sent = local_response(request, code, phrase, headers, body)
         self._log(request, start, code, sent, host, None, None, None)
 
-    def _log(self, request, start, status, sent, host, pool, target, upstream) -> None:
+    def _log(self, request, start, status, sent, host, pool, target, upstream, requestId=None) -> None:
         if self._accessLog is None:
             return
         client = request.getClientAddress()
@@ -174,5 +310,6 @@ class ProxyResource(ReverseProxyResource):
                 target,
                 self._clock.seconds() - start,
                 upstream,
+                requestId.decode("ascii") if requestId is not None else None,
             )
         )

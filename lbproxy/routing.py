@@ -59,6 +59,61 @@ def normalize_path(path: str) -> str:
     return result
 
 
+_UNRESERVED = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+)
+_HEXDIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+class BadPath(ValueError):
+    """
+    A request path lbproxy refuses (400): a malformed percent-encoding, or
+    an encoded slash or backslash when those are rejected.
+    """
+
+
+def decode_unreserved(path: str, reject_encoded_slashes: bool = True) -> str:
+    """
+    Decode the percent-encoded octets that stand for unreserved characters
+    (C{%41} is C{A}, C{%2E} is C{.}), as RFC 3986 section 6.2.2.2 allows, and
+    upper-case the hex digits of the others, so that one resource has one
+    spelling before dot-segments are removed and routes are matched.
+
+    @param reject_encoded_slashes: refuse C{%2F} and C{%5C} (an encoded
+        C{/} or C{\\} means something else to a backend that decodes it
+        than to lbproxy, which routes on the undecoded path).
+    @raise BadPath: for C{%} not followed by two hex digits, or an encoded
+        slash or backslash when they are refused.
+    """
+    if "%" not in path:
+        return path
+    parts = path.split("%")
+    out = [parts[0]]
+    for part in parts[1:]:
+        code = part[:2]
+        if len(code) < 2 or not _HEXDIGITS.issuperset(code):
+            raise BadPath("malformed percent-encoding")
+        char = chr(int(code, 16))
+        if char in _UNRESERVED:
+            out.append(char + part[2:])
+            continue
+        if reject_encoded_slashes and char in "/\\":
+            raise BadPath("encoded slash or backslash in the path")
+        out.append("%" + code.upper() + part[2:])
+    return "".join(out)
+
+
+def normalize_request_path(path: str, reject_encoded_slashes: bool = True) -> str:
+    """
+    The one normalization of a request path, applied before routing and
+    access rules, and the path the backend receives: unreserved characters
+    decoded (L{decode_unreserved}), then L{normalize_path}.
+
+    @raise BadPath: see L{decode_unreserved}.
+    """
+    return normalize_path(decode_unreserved(path, reject_encoded_slashes))
+
+
 def normalize_host(host: Optional[str]) -> Optional[str]:
     """
     Reduce a Host header value to the name routes are matched against.

@@ -37,16 +37,38 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         try:
             self["loaded"] = load_config(self["config"])
+            # Certificates, keys and CA files too, so that a bad one stops
+            # start-up here; --check writes nothing (no demo certificate).
+            self["tls"] = self._loadTLS(self["loaded"])
         except ConfigError as e:
             self._stderr.write("lbproxy: configuration error: %s\n" % (e,))
             raise SystemExit(2)
         if self["check"]:
             config = self["loaded"]
+            https = len(config.tls.listen) if config.tls is not None else 0
             self._stdout.write(
-                "%s: configuration OK (%d pools, %d routes, %d listeners)\n"
-                % (config.path, len(config.pools), len(config.routes), len(config.server.listen))
+                "%s: configuration OK (%d pools, %d routes, %d listeners%s)\n"
+                % (config.path, len(config.pools), len(config.routes), len(config.server.listen),
+                   ", %d HTTPS" % (https,) if https else "")
             )
             raise SystemExit(0)
+
+    def _loadTLS(self, config):
+        """
+        Read the certificates, keys and CA files the configuration names.
+        """
+        import datetime
+
+        from lbproxy.tls import load_tls_material
+
+        material = load_tls_material(
+            config, datetime.datetime.now(datetime.timezone.utc), generate=not self["check"]
+        )
+        for warning in material.warnings:
+            self._stderr.write("lbproxy: warning: %s\n" % (warning,))
+        for path in material.generated:
+            self._stderr.write("lbproxy: generated a self-signed certificate: %s\n" % (path,))
+        return material
 
 
 def makeService(options: Options):
@@ -54,4 +76,4 @@ def makeService(options: Options):
 
     from lbproxy.service import ProxyService
 
-    return ProxyService(options["loaded"], reactor)
+    return ProxyService(options["loaded"], reactor, tls=options.get("tls"))

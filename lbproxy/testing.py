@@ -22,6 +22,7 @@ from lbproxy.accesslog import AccessLog
 from lbproxy.config import Config, parse_config
 from lbproxy.healthcheck import HealthChecker
 from lbproxy.http import ProxySite
+from lbproxy.hygiene import ClientLimits
 from lbproxy.proxy import ProxyResource
 from lbproxy.runtime import Runtime
 from lbproxy.upstream import ConnectionPool
@@ -113,11 +114,14 @@ class ProxyHarness:
     @ivar log: the access log's text.
     """
 
-    def __init__(self, config, probeClient=None) -> None:
+    def __init__(self, config, probeClient=None, endpointFactory=None) -> None:
         """
         @param config: a L{Config} or the C{dict} of a parsed TOML file.
         @param probeClient: the treq-like client for active health probes
             (the health checker is built but not started).
+        @param endpointFactory: makes backend endpoints (e.g. an
+            L{lbproxy.upstream_tls.UpstreamEndpoints} for TLS to targets);
+            plain TCP on the memory reactor by default.
         """
         if not isinstance(config, Config):
             config = parse_config(config, "test.toml")
@@ -130,14 +134,16 @@ class ProxyHarness:
             connectTimeout=server.connect_timeout,
             maxIdle=server.max_idle_per_target,
             idleTimeout=server.idle_timeout,
-            endpointFactory=_endpoint,
+            endpointFactory=endpointFactory or _endpoint,
         )
         runtime = Runtime(config)
         self.health = HealthChecker(runtime.pools, runtime.health, self.reactor, probeClient)
         self.resource = ProxyResource(
             runtime, self.connections, self.reactor, AccessLog(self.log), health=self.health
         )
-        self.site = ProxySite(self.resource, reactor=self.reactor)
+        self.site = ProxySite(
+            self.resource, limits=ClientLimits.fromServer(server), reactor=self.reactor
+        )
         self._handled = 0
         self.backends: List[Backend] = []
 
@@ -160,6 +166,15 @@ class ProxyHarness:
         self._handled += 1
         return host, port, factory
 
+    def takeConnection(self):
+        """
+        The oldest pending connection attempt, for the caller to complete
+        (e.g. over TLS with L{twisted.test.iosim}).
+
+        @return: C{(host, port, factory)}.
+        """
+        return self._next()
+
     def accept(self) -> Backend:
         """
         Let the oldest pending connection attempt succeed.
@@ -180,12 +195,12 @@ class ProxyHarness:
 
     def exchangeTimers(self) -> list:
         """
-        Pending delayed calls other than the client channels' idle timers.
+        Pending delayed calls other than the client channels' own timers.
         """
         return [
             call
             for call in self.reactor.getDelayedCalls()
-            if "TimeoutMixin" not in repr(call)
+            if "TimeoutMixin" not in repr(call) and "GuardedChannel" not in repr(call)
         ]
 
     def logLines(self) -> List[str]:

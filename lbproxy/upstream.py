@@ -32,6 +32,17 @@ from lbproxy.http1 import LAST_CHUNK, ProtocolError, ResponseParser, chunk
 log = Logger()
 
 
+def _poolKey(target: Target):
+    """
+    Which idle connections may serve C{target}: those to the same address,
+    made with the same TLS settings (an https target's CA and client
+    certificate come from its pool, which may differ between pools).
+    """
+    if target.scheme == "http" and target.tls is None:
+        return target.address
+    return (target.scheme, target.address, target.tls)
+
+
 class ConnectTimeout(ConnectError):
     """
     The backend did not accept the connection within C{connect_timeout}.
@@ -236,7 +247,7 @@ class ConnectionPool:
         self.maxIdle = maxIdle
         self.idleTimeout = idleTimeout
         self._endpointFactory = endpointFactory or default_endpoint
-        self._idle: Dict[str, Deque[UpstreamConnection]] = {}
+        self._idle: Dict[object, Deque[UpstreamConnection]] = {}
         self._timers: Dict[UpstreamConnection, object] = {}
         self._active: set = set()
         self._pending: set = set()
@@ -251,7 +262,7 @@ class ConnectionPool:
             failing with L{ConnectTimeout} or the connect error.
         """
         if not fresh:
-            idle = self._idle.get(target.address)
+            idle = self._idle.get(_poolKey(target))
             while idle:
                 conn = idle.pop()
                 timer = self._timers.pop(conn, None)
@@ -303,7 +314,7 @@ class ConnectionPool:
         self._active.discard(conn)
         if not conn.connected:
             return
-        idle = self._idle.setdefault(conn.target.address, deque())
+        idle = self._idle.setdefault(_poolKey(conn.target), deque())
         if not keepAlive or len(idle) >= self.maxIdle:
             conn.connected = False
             conn.transport.loseConnection()
@@ -321,7 +332,7 @@ class ConnectionPool:
             conn.transport.loseConnection()
 
     def _discardIdle(self, conn: UpstreamConnection) -> None:
-        idle = self._idle.get(conn.target.address)
+        idle = self._idle.get(_poolKey(conn.target))
         if idle is not None:
             try:
                 idle.remove(conn)
@@ -336,7 +347,7 @@ class ConnectionPool:
             self._discardIdle(conn)
 
     def idleCount(self, target: Target) -> int:
-        return len(self._idle.get(target.address, ()))
+        return len(self._idle.get(_poolKey(target), ()))
 
     def closeAll(self) -> None:
         """

@@ -268,10 +268,11 @@ class ForwardedRequestHeadersTests(SynchronousTestCase):
 
     def test_forwardedForAppended(self) -> None:
         """
-        The client address is appended to an existing X-Forwarded-For.
+        From a trusted proxy, the peer address is appended to an existing
+        X-Forwarded-For.
         """
         headers = forwarded_request_headers(
-            [(b"X-Forwarded-For", b"1.2.3.4")], b"10.0.0.1", b"http", None
+            [(b"X-Forwarded-For", b"1.2.3.4")], b"10.0.0.1", b"http", None, trusted=True
         )
         self.assertEqual(
             [v for n, v in headers if n.lower() == b"x-forwarded-for"],
@@ -291,6 +292,7 @@ class ForwardedRequestHeadersTests(SynchronousTestCase):
             b"10.0.0.1",
             b"https",
             b"h",
+            trusted=True,
         )
         self.assertEqual(
             headers,
@@ -389,3 +391,56 @@ class ForwardedRequestHeadersTests(SynchronousTestCase):
         )
         self.assertEqual(headers[:2], [(b"Cookie", b"a=1"), (b"Cookie", b"b=2")])
         self.assertEqual(headers[2], (b"X-Forwarded-For", b"::1"))
+
+
+class UntrustedPeerTests(SynchronousTestCase):
+    """
+    What an untrusted client says about where a request came from is
+    replaced, not appended.
+    """
+
+    def test_replaced(self) -> None:
+        """
+        Incoming X-Forwarded-For/-Proto/-Host and Forwarded are dropped and
+        set anew from what lbproxy saw.
+        """
+        headers = forwarded_request_headers(
+            [
+                (b"X-Forwarded-For", b"6.6.6.6"),
+                (b"X-Forwarded-Proto", b"https"),
+                (b"X-Forwarded-Host", b"evil"),
+                (b"Forwarded", b"for=6.6.6.6"),
+            ],
+            b"10.0.0.1",
+            b"http",
+            b"www.mango.com",
+        )
+        self.assertEqual(
+            headers,
+            [
+                (b"X-Forwarded-For", b"10.0.0.1"),
+                (b"X-Forwarded-Proto", b"http"),
+                (b"X-Forwarded-Host", b"www.mango.com"),
+            ],
+        )
+
+    def test_trustedKeepsProtoAndHost(self) -> None:
+        """
+        From a trusted proxy, its X-Forwarded-Proto/-Host and Forwarded pass.
+        """
+        headers = forwarded_request_headers(
+            [(b"X-Forwarded-Proto", b"https"), (b"X-Forwarded-Host", b"a"), (b"Forwarded", b"for=1")],
+            b"10.0.0.1",
+            b"http",
+            b"b",
+            trusted=True,
+        )
+        self.assertEqual(
+            headers,
+            [
+                (b"X-Forwarded-Proto", b"https"),
+                (b"X-Forwarded-Host", b"a"),
+                (b"Forwarded", b"for=1"),
+                (b"X-Forwarded-For", b"10.0.0.1"),
+            ],
+        )

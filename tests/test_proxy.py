@@ -170,7 +170,9 @@ class HeaderTests(SynchronousTestCase):
             self.assertNotIn(dropped, names)
         self.assertIn(b"Host: www.mango.com", lines)
         self.assertIn(b"X-Keep: yes", lines)
-        self.assertIn(b"X-Forwarded-For: 198.51.100.1, 192.0.2.7", lines)
+        # 192.0.2.7 is not a trusted proxy: its X-Forwarded-For is replaced.
+        self.assertIn(b"X-Forwarded-For: 192.0.2.7", lines)
+        self.assertNotIn(b"198.51.100.1", b"\r\n".join(lines))
         self.assertIn(b"X-Forwarded-Proto: http", lines)
         self.assertIn(b"X-Forwarded-Host: www.mango.com", lines)
 
@@ -672,7 +674,7 @@ class AccessLogTests(SynchronousTestCase):
         """
         proxy = ProxyHarness(CONFIG)
         client = proxy.client(address="192.0.2.9")
-        client.send(GET_MANGO)
+        client.send(b"GET /x?q=1 HTTP/1.1\r\nHost: www.mango.com\r\nX-Request-Id: r-1\r\n\r\n")
         backend = proxy.accept()
         proxy.reactor.advance(0.25)
         backend.respond(OK)
@@ -680,5 +682,46 @@ class AccessLogTests(SynchronousTestCase):
         self.assertEqual(
             line,
             '192.0.2.9 "GET /x?q=1 HTTP/1.1" 200 5 host="www.mango.com" pool=mango '
-            "target=10.1.0.1:8081 time=0.2500 upstream=0.2500",
+            'target=10.1.0.1:8081 time=0.2500 upstream=0.2500 id="r-1"',
         )
+
+
+class CancellationTests(SynchronousTestCase):
+    """
+    Abandoning a connection attempt is not a backend failure.
+    """
+
+    def test_clientGoneWhileConnectingNoRetry(self):
+        """
+        A client leaving while the proxy connects cancels that attempt
+        only: no other target is tried and nothing counts against the
+        target's health.
+        """
+        proxy = ProxyHarness(CONFIG)
+        client = proxy.client()
+        client.send(GET_MANGO)
+        self.assertEqual(proxy.pending(), ["10.1.0.1:8081"])
+        client.disconnect()
+        self.assertEqual(len(proxy.reactor.tcpClients), 1)
+        member = proxy.resource.runtime.pools["mango"].members[0]
+        self.assertEqual(member.health.passiveErrors, 0)
+        self.assertEqual(member.inflight, 0)
+        self.assertEqual(proxy.exchangeTimers(), [])
+
+    def test_bodyTooLargeWhileConnecting(self):
+        """
+        A chunked body that passes max_body_size while the proxy connects
+        gets 413 and the connection closed; no other target is tried.
+        """
+        config = dict(CONFIG, server={"max_body_size": 10})
+        proxy = ProxyHarness(config)
+        client = proxy.client()
+        client.send(
+            b"POST /mango HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"8\r\n12345678\r\n8\r\n12345678\r\n"
+        )
+        response = client.received()
+        self.assertTrue(response.startswith(b"HTTP/1.1 413 Payload Too Large"))
+        self.assertIn(b"Connection: close", response)
+        self.assertEqual(len(proxy.reactor.tcpClients), 1)
+        self.assertEqual(proxy.resource.runtime.pools["mango"].members[0].health.passiveErrors, 0)

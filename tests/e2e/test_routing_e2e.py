@@ -22,8 +22,8 @@ class ShippedConfigTests(E2ETestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        ports = freePorts(5)
-        self.ports: Dict[int, int] = dict(zip((8080, 8081, 8082, 9081, 9082), ports))
+        ports = freePorts(6)
+        self.ports: Dict[int, int] = dict(zip((8080, 8081, 8082, 9081, 9082, 8443), ports))
         config = rewritePorts((REPO_ROOT / "config.toml").read_text(), self.ports)
         self.port = self.startProxy(config, self.ports[8080], ports[1:])
 

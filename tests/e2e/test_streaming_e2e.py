@@ -36,6 +36,8 @@ def singleBackendConfig(port: int, backend: int, extra: str = "") -> str:
 [server]
 listen = "tcp:{port}:interface=127.0.0.1"
 default_pool = "main"
+# The uploads here are far above the 1 MiB default.
+max_body_size = 0
 {extra}
 
 [pools.main]
