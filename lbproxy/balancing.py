@@ -9,7 +9,8 @@ L{Pool.pick} for every request.
 
 from __future__ import annotations
 
-from typing import Collection, Optional, Protocol, Sequence, Tuple
+from collections import deque
+from typing import Collection, Deque, Optional, Protocol, Sequence, Tuple
 
 __all__ = ["BALANCERS", "Member", "Pool"]
 
@@ -127,6 +128,13 @@ class Pool:
         #: The C{Retry-After} value (seconds, as bytes) of a 503 when no
         #: member is usable.
         self.retryAfter = b"5"
+        #: Most requests in progress on one member; 0 for no limit.
+        self.maxInflight = 0
+        #: Requests waiting for a member with room, oldest first, at most
+        #: C{queueSize}, each at most C{queueTimeout} seconds.
+        self.waiting: Deque = deque()
+        self.queueSize = 100
+        self.queueTimeout = 10.0
 
     def __repr__(self) -> str:
         return f"<Pool {self.name!r} {self.balance} members={len(self.members)}>"
@@ -144,8 +152,11 @@ class Pool:
         best: Optional[Member] = None
         best_current = 0
         total = 0
+        limit = self.maxInflight
         for member in self.members:
             if not member.up or (exclude and member in exclude):
+                continue
+            if limit and member.inflight >= limit:
                 continue
             weight = member._weight if member._rampStart is None else member._effectiveWeight(now)
             current = member._current + weight
@@ -157,6 +168,18 @@ class Pool:
         if best is not None:
             best._current = best_current - total
         return best
+
+    def saturated(self, exclude: Collection[Member] = ()) -> bool:
+        """
+        Whether a member that could be picked is only held back by
+        C{maxInflight}: the request should wait for room, not fail.
+        """
+        if not self.maxInflight:
+            return False
+        for member in self.members:
+            if member.up and not (exclude and member in exclude):
+                return True
+        return False
 
     def usable(self) -> bool:
         """

@@ -181,12 +181,20 @@ class Pool:
     @ivar balance: The balancing algorithm, one of L{BALANCE_ALGORITHMS}.
         C{"round_robin"} is smooth weighted round robin.
     @ivar health: How the pool's targets are checked.
+    @ivar max_inflight: Most requests in progress on one target (0: no
+        limit); more wait in the pool's queue.
+    @ivar queue_size: Most requests waiting for a target with room; beyond,
+        503.
+    @ivar queue_timeout: Seconds a request waits in the queue before 503.
     """
 
     name: str
     targets: Tuple[Target, ...]
     balance: str = "round_robin"
     health: HealthConfig = HealthConfig()
+    max_inflight: int = 0
+    queue_size: int = 100
+    queue_timeout: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -421,7 +429,14 @@ _SERVER_KEYS = (
     "trusted_proxies",
 )
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
-_POOL_KEYS = ("balance", "health", "targets") + POOL_TLS_KEYS
+_POOL_KEYS = (
+    "balance",
+    "health",
+    "max_inflight",
+    "queue_size",
+    "queue_timeout",
+    "targets",
+) + POOL_TLS_KEYS
 _HEALTH_KEYS = (
     "ejection_time",
     "expect_status",
@@ -884,7 +899,17 @@ class _Parser:
         if "health" in table:
             health = self._health(table["health"], _child(key, "health"), health)
         targets = list(parse_pool_tls(self, table, key, targets))
-        return Pool(name=name, targets=tuple(targets), balance=balance, health=health)
+        queueing: Dict[str, Any] = {}
+        for name_, minimum in (("max_inflight", 0), ("queue_size", 0)):
+            if name_ in table:
+                queueing[name_] = self._integer(table[name_], _child(key, name_), minimum, 1 << 20)
+        if "queue_timeout" in table:
+            queueing["queue_timeout"] = self._positive_number(
+                table["queue_timeout"], _child(key, "queue_timeout")
+            )
+        return Pool(
+            name=name, targets=tuple(targets), balance=balance, health=health, **queueing
+        )
 
     # -- health checking -----------------------------------------------------
 

@@ -122,6 +122,7 @@ class Exchange:
         self._headSent = False
         self._freshRetried = False
         self._dropped = False
+        self._queueTimer = None
         self.done = False
         self.status = 0
         self.sent = 0
@@ -139,6 +140,9 @@ class Exchange:
         if member is None:
             member = self._pool.pick(self._tried, self._clock.seconds())
             if member is None:
+                if self._pool.saturated(self._tried):
+                    self._enqueue()
+                    return
                 if self._tried:
                     self._localError(502, b"Bad Gateway")
                 else:
@@ -161,6 +165,45 @@ class Exchange:
         if self._member is not None:
             self._member.inflight -= 1
             self._member = None
+            if self._pool.waiting:
+                _wakeNext(self._pool)
+
+    # Waiting for room (max_inflight) ---------------------------------------
+
+    def _enqueue(self) -> None:
+        pool = self._pool
+        if len(pool.waiting) >= pool.queueSize:
+            self._localError(503, b"Service Unavailable", [(b"Retry-After", b"1")])
+            return
+        pool.waiting.append(self)
+        self._queueTimer = self._clock.callLater(pool.queueTimeout, self._queueTimedOut)
+
+    def _leaveQueue(self) -> None:
+        timer, self._queueTimer = self._queueTimer, None
+        if timer is not None:
+            if timer.active():
+                timer.cancel()
+            try:
+                self._pool.waiting.remove(self)
+            except ValueError:
+                pass
+
+    def _queueTimedOut(self) -> None:
+        self._queueTimer = None
+        try:
+            self._pool.waiting.remove(self)
+        except ValueError:
+            pass
+        if not self.done:
+            self._localError(503, b"Service Unavailable", [(b"Retry-After", b"1")])
+
+    def resume(self) -> None:
+        """
+        A member has room again: try once more.
+        """
+        self._leaveQueue()
+        if not self.done:
+            self._attempt()
 
     def _dropConnect(self) -> None:
         """
@@ -426,7 +469,20 @@ class Exchange:
     def _end(self) -> None:
         self.done = True
         self._cancelTimer()
+        self._leaveQueue()
         self._onDone(self)
+
+
+def _wakeNext(pool) -> None:
+    """
+    Give the room a finished request left on one of C{pool}'s members to
+    the oldest request waiting for it.
+    """
+    while pool.waiting:
+        waiter = pool.waiting.popleft()
+        if not waiter.done:
+            waiter.resume()
+            return
 
 
 def _describe(reason: Failure) -> str:

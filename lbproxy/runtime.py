@@ -73,8 +73,12 @@ class Runtime:
             # A client turned away with 503 may retry after one probe
             # interval, the soonest a target can come back.
             runtime.retryAfter = b"%d" % (max(1, math.ceil(pool.health.interval)),)
+            runtime.maxInflight = pool.max_inflight
+            runtime.queueSize = pool.queue_size
+            runtime.queueTimeout = pool.queue_timeout
             self.pools[name] = runtime
         self.health = {name: pool.health for name, pool in config.pools.items()}
+
         default = config.server.default_pool
         self.defaultRoute: Optional[Route] = (
             Route(pool=default) if default is not None else None

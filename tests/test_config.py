@@ -731,7 +731,8 @@ class PoolTests(_Helpers):
             {"pools": {"p": {"targets": ["a:1"], "target": ["b:1"]}}},
             "pools.p.target",
             "unknown key",
-            "known: balance, ca, client_cert, client_key, health, server_name, targets, verify",
+            "known: balance, ca, client_cert, client_key, health, max_inflight, queue_size, "
+            "queue_timeout, server_name, targets, verify",
         )
 
     def test_poolNotATable(self) -> None:

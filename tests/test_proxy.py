@@ -725,3 +725,64 @@ class CancellationTests(SynchronousTestCase):
         self.assertIn(b"Connection: close", response)
         self.assertEqual(len(proxy.reactor.tcpClients), 1)
         self.assertEqual(proxy.resource.runtime.pools["mango"].members[0].health.passiveErrors, 0)
+
+
+class QueueTests(SynchronousTestCase):
+    """
+    max_inflight per target, with a bounded queue and a queue timeout.
+    """
+
+    def setUp(self):
+        self.proxy = ProxyHarness(
+            {
+                "pools": {"solo": {"targets": ["10.4.0.1:80"], "max_inflight": 1,
+                                   "queue_size": 1, "queue_timeout": 5.0}},
+                "routes": [{"pool": "solo"}],
+            }
+        )
+
+    def test_queueThenServe(self):
+        """
+        A request beyond max_inflight waits and is sent when the target has
+        room; one beyond the queue's size gets 503 at once.
+        """
+        first, second, third = (self.proxy.client() for _ in range(3))
+        first.send(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n")
+        backend = self.proxy.accept()
+        second.send(b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(self.proxy.pending(), [])
+        third.send(b"GET /3 HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertTrue(third.received().startswith(b"HTTP/1.1 503 "))
+        backend.respond(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+        self.assertTrue(first.received().startswith(b"HTTP/1.1 200 "))
+        # The second request now runs on the connection the first freed.
+        self.assertIn(b"GET /2 HTTP/1.1", backend.received())
+        backend.respond(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2")
+        self.assertTrue(second.received().startswith(b"HTTP/1.1 200 "))
+
+    def test_queueTimeout(self):
+        """
+        A request that waits longer than queue_timeout gets 503.
+        """
+        first, second = self.proxy.client(), self.proxy.client()
+        first.send(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.proxy.accept()
+        second.send(b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.proxy.reactor.advance(4.9)
+        self.assertEqual(second.received(), b"")
+        self.proxy.reactor.advance(0.2)
+        self.assertTrue(second.received().startswith(b"HTTP/1.1 503 "))
+        self.assertEqual(len(self.proxy.resource.runtime.pools["solo"].waiting), 0)
+
+    def test_leaveQueueWhenGone(self):
+        """
+        A waiting client that goes away leaves the queue.
+        """
+        first, second = self.proxy.client(), self.proxy.client()
+        first.send(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.proxy.accept()
+        second.send(b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n")
+        second.disconnect()
+        self.assertEqual(len(self.proxy.resource.runtime.pools["solo"].waiting), 0)
+        queueTimers = [c for c in self.proxy.exchangeTimers() if "_queueTimedOut" in repr(c)]
+        self.assertEqual(queueTimers, [])
