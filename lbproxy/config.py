@@ -14,6 +14,7 @@ The schema is documented for operators in C{docs/configuration.md}.
 from __future__ import annotations
 
 import difflib
+import os
 import ipaddress
 import json
 import math
@@ -270,6 +271,8 @@ class ServerConfig:
         passed to the backend, logged and returned; L{None} for none.
     @ivar proxy_protocol: Expect a PROXY protocol (v1 or v2) header on every
         plain listener, e.g. behind an L4 load balancer.
+    @ivar workers: Processes serving the listeners (C{"auto"} in the file:
+        one per CPU); more than one needs C{tcp:} listen strings.
     """
 
     listen: Tuple[str, ...] = ("tcp:8080",)
@@ -294,6 +297,7 @@ class ServerConfig:
     forwarded_header: str = "x-forwarded-for"
     request_id_header: Optional[str] = "X-Request-Id"
     proxy_protocol: bool = False
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -427,8 +431,9 @@ _SERVER_KEYS = (
     "request_id_header",
     "response_timeout",
     "trusted_proxies",
+    "workers",
 )
-_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"^\s*(\d+)\s*(?:([kmg])i?)?b?\s*$", re.IGNORECASE)
 _POOL_KEYS = (
     "balance",
     "health",
@@ -692,6 +697,20 @@ class _Parser:
             used.update({d.listen: f"demo[{i}].listen" for i, d in enumerate(demo)})
             tls = parse_tls(self, top["tls"], used)
 
+        if server.workers > 1:
+            # Workers share listening sockets the main process binds:
+            # plain TCP addresses only.
+            shared = [(f"server.listen[{i}]", d) for i, d in enumerate(server.listen)]
+            if tls is not None:
+                shared += [(f"tls.listen[{i}]", d) for i, d in enumerate(tls.listen)]
+            for key_, description in shared:
+                if not (description.startswith("tcp:") or description.startswith("tcp6:")):
+                    raise self._fail(
+                        key_,
+                        f"with workers > 1 listeners must be tcp: endpoints, got "
+                        f"{_quote(description)}",
+                    )
+
         access = None
         if "access" in top:
             access = parse_access(top["access"], "access", self._fail)
@@ -774,6 +793,17 @@ class _Parser:
                         f"not a header name: {_quote(name)} (use letters, digits and -)",
                     )
                 settings["request_id_header"] = name
+        if "workers" in table:
+            value = table["workers"]
+            if value == "auto":
+                settings["workers"] = max(1, os.cpu_count() or 1)
+            elif isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 256:
+                settings["workers"] = value
+            else:
+                raise self._fail(
+                    "server.workers",
+                    f'expected a number from 1 to 256 or "auto", got {_describe(value)}',
+                )
         if "proxy_protocol" in table:
             settings["proxy_protocol"] = self._boolean(
                 table["proxy_protocol"], "server.proxy_protocol"
@@ -813,7 +843,7 @@ class _Parser:
             match = _SIZE.match(value)
             if match:
                 unit = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-                return int(match.group(1)) * unit[match.group(2).lower()]
+                return int(match.group(1)) * unit[(match.group(2) or "").lower()]
         raise self._fail(
             key,
             'expected a size in bytes (1048576) or with a unit ("512k", "10m", "1g"), '

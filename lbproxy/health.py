@@ -89,12 +89,22 @@ class TargetHealth:
         self.passiveErrors = 0
         self.totalEjections = 0
 
+    #: Set in a worker from the main process's active checks.
+    remoteDown = False
+
     @property
     def available(self) -> bool:
         """
         Whether the target may receive requests.
         """
-        return self.state == UP
+        return self.state == UP and not self.remoteDown
+
+    def external(self, up: bool) -> None:
+        """
+        In a worker: the main process's active checks say the target is up
+        or down (passive checks stay this process's own).
+        """
+        self.remoteDown = not up
 
     def _change(self, now: float, state: str, reason: str, ejectedFor=None) -> Change:
         if state == UP:

@@ -97,6 +97,7 @@ class HealthChecker(Service):
         clock,
         client,
         random: Callable[[], float] = random.random,
+        active: bool = True,
     ) -> None:
         """
         @param pools: runtime pools by name.
@@ -106,12 +107,17 @@ class HealthChecker(Service):
             used for probes.
         @param random: returns a float in [0, 1): the jitter of each
             target's first probe.
+        @param active: whether to probe (a worker process does not: its
+            main process probes and sends the states).
         """
         self.pools = pools
         self._settings = settings
         self._clock = clock
         self._client = client
         self._random = random
+        self._active = active
+        #: Called with C{(pool, member)} after each state change.
+        self.onChange: Optional[Callable[[Pool, Member], None]] = None
         self._loops: List[LoopingCall] = []
         self._starts: List = []
         self._probes: Dict[Member, defer.Deferred] = {}
@@ -120,7 +126,7 @@ class HealthChecker(Service):
             health = settings[name]
             for member in pool.members:
                 path = probe_path(health, member.target)
-                member.health = TargetHealth(health, probed=path is not None)
+                member.health = TargetHealth(health, probed=path is not None and active)
 
     # Service ------------------------------------------------------------------
 
@@ -131,7 +137,7 @@ class HealthChecker(Service):
         for pool in self.pools.values():
             for member in pool.members:
                 member.health.lastChange = now
-                if member.health.probed:
+                if member.health.probed and self._active:
                     probed.append((pool, member))
         # Spread the first probes over the interval: the k-th of n targets
         # starts at (k + jitter) / n of its interval, so probes never all
@@ -213,6 +219,18 @@ class HealthChecker(Service):
             d.addCallback(lambda _: _fail(f"status {code}"))
         return d
 
+    def snapshot(self) -> List[bytes]:
+        """
+        Every member's state, as lines for a new worker process.
+        """
+        from lbproxy.workers import state_line
+
+        return [
+            state_line(pool.name, member.target.address, member.up)
+            for pool in self.pools.values()
+            for member in pool.members
+        ]
+
     # Passive checks (called by the proxy) ----------------------------------------
 
     def connectionFailed(self, pool: Pool, member: Member, reason: str) -> None:
@@ -248,6 +266,8 @@ class HealthChecker(Service):
             return
         if member.up:
             member.startRamp(self._clock.seconds(), member.health.settings.slow_start)
+        if self.onChange is not None:
+            self.onChange(pool, member)
         log.info(
             "target {address} in pool {pool} {state} {reason}",
             address=member.target.address,

@@ -164,6 +164,10 @@ class ProxyRequest(server.Request):
     defaultContentType = None
     body: Optional[RequestBody] = None
     _early = False
+    #: Set by the channel when the client sent C{Expect: 100-continue}.
+    expectContinue = False
+    #: The status a rejecting channel answered, for the access log.
+    rejected: Optional[int] = None
 
     @property
     def inbound(self):
@@ -204,6 +208,15 @@ class ProxyRequest(server.Request):
     @property
     def bodyComplete(self) -> bool:
         return self.body is None or self.body.complete
+
+    def sendContinue(self) -> None:
+        """
+        The request is accepted: if the client waits for C{100 Continue}
+        before sending its body, tell it to go on.
+        """
+        if self.expectContinue and not self.startedWriting and self.channel is not None:
+            self.expectContinue = False
+            self.channel.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def _handleStar(self) -> None:
         # Asterisk-form is for OPTIONS only (RFC 9112 3.2.4): answered here,
@@ -299,12 +312,23 @@ class ProxyChannel(GuardedChannel):
         if not self._bodyPaused:
             self._bodyPaused = True
             self._networkProducer.pauseProducing()
+            # lbproxy stopped reading, not the client: its body timeout
+            # waits too.
+            self.suspendBodyTimer()
 
     def resumeBody(self) -> None:
         if self._bodyPaused:
             self._bodyPaused = False
+            self.resumeBodyTimer()
             if not self._waitingForTransport:
                 self._networkProducer.resumeProducing()
+
+    def _send100Continue(self) -> None:
+        # Not yet: only once the request has passed every check (see
+        # ProxyRequest.sendContinue), so that a refused client is not
+        # invited to send its body first.
+        if self.requests:
+            self.requests[-1].expectContinue = True
 
     def resumeProducing(self) -> None:
         http.HTTPChannel.resumeProducing(self)

@@ -339,6 +339,7 @@ class GuardedChannel(http.HTTPChannel):
     def allContentReceived(self) -> None:
         if self._discarding:
             return
+        self._bodySuspended = False
         self._cancel("_bodyTimer")
         self._cancel("_deadlineTimer")
         http.HTTPChannel.allContentReceived(self)
@@ -361,6 +362,21 @@ class GuardedChannel(http.HTTPChannel):
             self.loseConnection()
         else:
             self._reject(408, b"Request Timeout")
+
+    _bodySuspended = False
+
+    def suspendBodyTimer(self) -> None:
+        """
+        lbproxy paused reading the body: the client is not slow.
+        """
+        if self._bodyTimer is not None:
+            self._cancel("_bodyTimer")
+            self._bodySuspended = True
+
+    def resumeBodyTimer(self) -> None:
+        if self._bodySuspended and not self._discarding:
+            self._bodySuspended = False
+            self._bodyTimer = self._later(self.limits.body_timeout, self._bodyTimedOut)
 
     def _bodyTimedOut(self) -> None:
         self._bodyTimer = None

@@ -28,11 +28,15 @@ from lbproxy.tls import misdirected
 from lbproxy.upstream import ConnectionPool
 
 
+#: Bytes that may not appear in a request target: controls, space, DEL,
+#: non-ASCII, and the backslash.
+_UNSAFE_TARGET = re.compile(rb"[^\x21-\x7e]|\\")
+
 #: An incoming request id is kept only if it is a plain token.
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:@+=/-]{1,200}$")
 
 _HOST = re.compile(
-    rb"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9!$&'()*+,;=._~%-]+)(?::[0-9]{1,5})?$"
+    rb"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9!$&'()*+,;=._~%-]+)(?::([0-9]{1,5}))?$"
 )
 
 
@@ -43,7 +47,11 @@ def valid_host(value: bytes) -> bool:
     in brackets, with an optional numeric port; no user info, spaces or
     other characters.
     """
-    return _HOST.match(value) is not None
+    match = _HOST.match(value)
+    if match is None:
+        return False
+    port = match.group(1)
+    return port is None or int(port) <= 65535
 
 
 def split_target(uri: bytes):
@@ -125,6 +133,11 @@ class ProxyResource(ReverseProxyResource):
             self._reject(request, start, 400, b"Bad Request")
             return NOT_DONE_YET
         authority, rawPath, query = split
+        if _UNSAFE_TARGET.search(request.uri) is not None:
+            # Only visible ASCII in a request target (RFC 9112 3.2); a raw
+            # backslash means "/" to some backends but not to lbproxy.
+            self._reject(request, start, 400, b"Bad Request")
+            return NOT_DONE_YET
         hostHeader = hosts[0] if hosts else None
         if hostHeader is None and request.clientproto == b"HTTP/1.1" and authority is None:
             self._reject(request, start, 400, b"Bad Request")
@@ -154,7 +167,8 @@ class ProxyResource(ReverseProxyResource):
         runtime = self.runtime
         found = runtime.route(host, path)
         policies = runtime.policies(found[0]) if found is not None else runtime.unrouted
-        peer = getattr(request.getClientAddress(), "host", "127.0.0.1")
+        # A peer without an IP address (a UNIX socket) matches no network.
+        peer = getattr(request.getClientAddress(), "host", "-")
         resolver = runtime.clientAddress
         trusted = resolver is not None and resolver.isTrusted(peer)
         clientIp = peer
@@ -172,10 +186,26 @@ class ProxyResource(ReverseProxyResource):
                     [(b"Retry-After", b"%d" % (retry_after(delay),))],
                 )
                 return NOT_DONE_YET
+        pairs = [
+            (name, value)
+            for name, values in request.requestHeaders.getAllRawHeaders()
+            # Expect was answered here; names with "_" are dropped, as
+            # nginx does, since backends may read them as "-".
+            if name.lower() != b"expect" and b"_" not in name
+            for value in values
+        ]
+        preflight = policies.cors is not None and policies.cors.isPreflight(
+            request.method, pairs
+        )
         if policies.access:
             authorization = request.getHeader(b"Authorization")
             for policy in policies.access:
-                denial = policy.check(clientIp, request.method, path, authorization)
+                if preflight:
+                    # Browsers send no credentials with a preflight: only
+                    # the address and path rules apply to it.
+                    denial = policy.checkClient(clientIp, path)
+                else:
+                    denial = policy.check(clientIp, request.method, path, authorization)
                 if denial is not None:
                     phrase = http.RESPONSES.get(denial.status, b"Forbidden")
                     self._local(request, start, denial.status, phrase, hostHeader, denial.headers)
@@ -192,17 +222,9 @@ class ProxyResource(ReverseProxyResource):
                     self._reject(request, start, 413, b"Payload Too Large", hostHeader)
                     return NOT_DONE_YET
                 body.limit = limit
-        pairs = [
-            (name, value)
-            for name, values in request.requestHeaders.getAllRawHeaders()
-            # Expect was answered here; names with "_" are dropped, as
-            # nginx does, since backends may read them as "-".
-            if name.lower() != b"expect" and b"_" not in name
-            for value in values
-        ]
         cors = policies.cors
         origin = request.getHeader(b"Origin")
-        if cors is not None and cors.isPreflight(request.method, pairs):
+        if preflight:
             # Answered here, without bothering the backend.
             status, corsHeaders = cors.preflight(
                 origin,
@@ -261,7 +283,7 @@ class ProxyResource(ReverseProxyResource):
         def done(exchange: Exchange) -> None:
             self.active.discard(exchange)
             self._log(request, start, exchange.status, exchange.sent, hostHeader,
-                      pool.name, exchange.target, exchange.upstreamTime, requestId)
+                      pool.name, exchange.target, exchange.upstreamTime, requestId, clientIp)
 
         exchange = Exchange(
             request,
@@ -277,6 +299,8 @@ class ProxyResource(ReverseProxyResource):
             relay,
         )
         self.active.add(exchange)
+        if body is not None:
+            request.sendContinue()
         exchange.start()
         return NOT_DONE_YET
 
@@ -293,13 +317,17 @@ class ProxyResource(ReverseProxyResource):
         sent = local_response(request, code, phrase, headers, body)
         self._log(request, start, code, sent, host, None, None, None)
 
-    def _log(self, request, start, status, sent, host, pool, target, upstream, requestId=None) -> None:
+    def _log(
+        self, request, start, status, sent, host, pool, target, upstream, requestId=None,
+        client=None,
+    ) -> None:
         if self._accessLog is None:
             return
-        client = request.getClientAddress()
+        if client is None:
+            client = getattr(request.getClientAddress(), "host", "-")
         self._accessLog.write(
             format_line(
-                getattr(client, "host", "-"),
+                client,
                 request.method.decode("latin-1"),
                 request.uri.decode("latin-1"),
                 request.clientproto.decode("latin-1"),

@@ -24,6 +24,9 @@ class Options(usage.Options):
     synopsis = "[--config PATH] [--check]"
     optParameters = [
         ["config", "c", "config.toml", "Path of the TOML configuration file."],
+        # Set by the main process for its workers (workers > 1), not by hand.
+        ["listen-fds", None, None, "(internal) inherited listening descriptors."],
+        ["worker-index", None, None, "(internal) this worker's number."],
     ]
     optFlags = [
         ["check", None, "Validate the configuration and exit."],
@@ -76,4 +79,28 @@ def makeService(options: Options):
 
     from lbproxy.service import ProxyService
 
-    return ProxyService(options["loaded"], reactor, tls=options.get("tls"))
+    listenFDs = None
+    if options["worker-index"] is not None:
+        # A worker never supervises workers of its own, whatever the file
+        # says.
+        listenFDs = [int(fd) for fd in (options["listen-fds"] or "").split(",") if fd]
+    _raiseFileLimit()
+    return ProxyService(options["loaded"], reactor, tls=options.get("tls"), listenFDs=listenFDs)
+
+
+def _raiseFileLimit() -> None:
+    """
+    Let the process hold as many connections as the system allows: raise
+    the soft limit of open files to the hard limit (the default soft limit
+    of 1024 would cap client and backend connections together).
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass

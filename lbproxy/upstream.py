@@ -319,6 +319,10 @@ class ConnectionPool:
             conn.connected = False
             conn.transport.loseConnection()
             return
+        # A slow client may have paused reading this connection's response:
+        # an idle connection must read again (the next response, or the
+        # backend closing it).
+        conn.resumeProducing()
         idle.append(conn)
         self._timers[conn] = self._reactor.callLater(
             self.idleTimeout, self._expire, conn

@@ -390,3 +390,55 @@ class StrictChunkedDecoderTests(SynchronousTestCase):
         """
         body, finished = self.decode(b"1\r\na\r\n0\r\n\r\nGET / HTTP/1.1\r\n")
         self.assertEqual((body, finished), (b"a", [b"GET / HTTP/1.1\r\n"]))
+
+
+class MoreHygieneTests(SynchronousTestCase):
+    def test_nonAsciiTarget(self):
+        """
+        DEL, non-ASCII bytes and a raw backslash in the target get 400.
+        """
+        for target in (b"/a\x7fb", b"/a\x80b", b"/caf\xc3\xa9", b"/a\\..\\admin"):
+            MalformedTests("test_obsFold").assertRejected(
+                b"GET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n"
+            )
+
+    def test_hostPortRange(self):
+        MalformedTests("test_obsFold").assertRejected(b"GET / HTTP/1.1\r\nHost: h:99999\r\n\r\n")
+
+    def test_continueOnlyWhenAccepted(self):
+        """
+        100 Continue is sent only once the request passed every check: a
+        body over the limit gets 413 without it.
+        """
+        proxy = ProxyHarness(CONFIG)
+        refused = proxy.client()
+        refused.send(b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n"
+                     b"Content-Length: 5000\r\n\r\n")
+        self.assertTrue(refused.received().startswith(b"HTTP/1.1 413 "))
+        accepted = proxy.client()
+        accepted.send(b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n"
+                      b"Content-Length: 5\r\n\r\n")
+        self.assertEqual(accepted.received(), b"HTTP/1.1 100 Continue\r\n\r\n")
+        accepted.send(b"hello")
+        backend = proxy.accept()
+        self.assertTrue(backend.received().endswith(b"\r\n\r\nhello"))
+        self.assertNotIn(b"Expect", backend.received())
+
+    def test_bodyTimerWaitsWhileProxyPaused(self):
+        """
+        While lbproxy itself has paused reading the body (the backend is
+        slow), the client's body timeout does not run.
+        """
+        proxy = ProxyHarness(CONFIG)
+        client = proxy.client()
+        client.send(b"POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nab")
+        backend = proxy.accept()
+        backend.transport.producer.pauseProducing()
+        # Longer than client_body_timeout (30 s), within the 100 s deadline.
+        proxy.reactor.advance(50)
+        self.assertEqual(client.received(), b"")
+        backend.transport.producer.resumeProducing()
+        proxy.reactor.advance(29)
+        self.assertEqual(client.received(), b"")
+        proxy.reactor.advance(1)
+        self.assertTrue(client.received().startswith(b"HTTP/1.1 408 "))

@@ -233,3 +233,32 @@ class RequestIdTests(PolicyTestCase):
         _, sent = self.get(b"/", address="192.0.2.3", headers=b"X-Request-Id: a b\r\n")
         self.assertNotIn(b"X-Request-Id: a b", sent)
         self.assertEqual(sent.count(b"X-Request-Id: "), 1)
+
+
+class PreflightWithAuthTests(SynchronousTestCase):
+    def test_preflightSkipsCredentials(self):
+        """
+        On a route with basic auth and CORS, a preflight (which browsers
+        send without credentials) is answered; address rules still apply.
+        """
+        config = {
+            "pools": {"web": {"targets": ["10.1.0.1:80"]}},
+            "routes": [{
+                "pool": "web",
+                "access": {"deny": ["192.0.2.66"],
+                           "basic_auth": {"realm": "r", "users": {"alice": SECRET_HASH}}},
+                "cors": {"origins": ["https://app.example"]},
+            }],
+        }
+        proxy = ProxyHarness(config)
+        headers = (b"Origin: https://app.example\r\n"
+                   b"Access-Control-Request-Method: GET\r\n")
+        client = proxy.client(address="192.0.2.1")
+        client.send(b"OPTIONS /x HTTP/1.1\r\nHost: h\r\n" + headers + b"\r\n")
+        self.assertTrue(client.received().startswith(b"HTTP/1.1 204 "))
+        denied = proxy.client(address="192.0.2.66")
+        denied.send(b"OPTIONS /x HTTP/1.1\r\nHost: h\r\n" + headers + b"\r\n")
+        self.assertTrue(denied.received().startswith(b"HTTP/1.1 403 "))
+        plain = proxy.client(address="192.0.2.1")
+        plain.send(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertTrue(plain.received().startswith(b"HTTP/1.1 401 "))

@@ -786,3 +786,27 @@ class QueueTests(SynchronousTestCase):
         self.assertEqual(len(self.proxy.resource.runtime.pools["solo"].waiting), 0)
         queueTimers = [c for c in self.proxy.exchangeTimers() if "_queueTimedOut" in repr(c)]
         self.assertEqual(queueTimers, [])
+
+
+class PausedReleaseTests(SynchronousTestCase):
+    def test_releasedConnectionReads(self):
+        """
+        A connection paused by a slow client when its response ended goes
+        back to the pool reading again, so the next request on it is not
+        stuck.
+        """
+        proxy = ProxyHarness(CONFIG)
+        client = proxy.client()
+        client.send(b"GET /apple HTTP/1.1\r\nHost: h\r\n\r\n")
+        backend = proxy.accept()
+        backend.respond(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
+        client.channel.pauseProducing()
+        self.assertEqual(backend.transport.producerState, "paused")
+        backend.respond(b"cd")
+        self.assertEqual(proxy.connections.idleCount(CONFIG_TARGET_APPLE), 1)
+        self.assertEqual(backend.transport.producerState, "producing")
+
+
+from lbproxy.config import Target  # noqa: E402
+
+CONFIG_TARGET_APPLE = Target("http", "10.2.0.1", 9081)

@@ -1,0 +1,369 @@
+# -*- test-case-name: tests.test_workers -*-
+"""
+All cores: with C{workers = N} the main process binds the listening sockets
+and runs N worker processes that inherit them (each accepts from the same
+sockets; the kernel spreads connections), supervising them.
+
+  - A worker that exits unexpectedly is restarted, after a back-off that
+    grows while it keeps crashing quickly.
+  - SIGHUP to the main process is passed on to every worker (e.g. to reload
+    certificates); SIGTERM stops the workers (SIGTERM, then SIGKILL after a
+    grace period) and then the main process.
+  - Active health checks run once, in the main process, which sends each
+    state change to the workers over a pipe (one JSON object a line), so
+    backends are not probed N times. Passive checks stay in each worker:
+    they see their own connections.
+  - Demo backends run in the main process only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.internet.protocol import ProcessProtocol, Protocol
+from twisted.logger import Logger
+
+log = Logger()
+
+#: The worker's file descriptor on which health states arrive.
+HEALTH_FD = 3
+#: The worker writes "ready" here once it runs (its signal handlers are in
+#: place): signals for it wait until then.
+READY_FD = 4
+#: Listening sockets are passed from this descriptor up.
+FIRST_LISTEN_FD = 5
+#: Seconds a stopping worker gets before SIGKILL.
+STOP_GRACE = 10.0
+#: A worker that ran this long before exiting is restarted at once.
+STABLE_AFTER = 10.0
+#: The longest wait before restarting a worker that keeps crashing.
+MAX_BACKOFF = 30.0
+
+
+def worker_count(setting) -> int:
+    """
+    C{workers}: a number, or C{"auto"} for one per CPU.
+    """
+    if setting == "auto":
+        return max(1, os.cpu_count() or 1)
+    return int(setting)
+
+
+def parse_tcp_listen(description: str) -> Tuple[socket.AddressFamily, str, int, int]:
+    """
+    The address of a C{tcp:PORT[:interface=ADDR][:backlog=N]} endpoint
+    string (the form workers can share).
+
+    @raise ValueError: for any other endpoint type.
+    """
+    parts = _split_endpoint(description)
+    if parts[0] not in ("tcp", "tcp6"):
+        raise ValueError("only tcp: endpoints can be shared by workers")
+    options = {}
+    positional = []
+    for part in parts[1:]:
+        if "=" in part:
+            key, _, value = part.partition("=")
+            options[key] = value
+        else:
+            positional.append(part)
+    if not positional and "port" not in options:
+        raise ValueError("no port")
+    port = int(options.get("port", positional[0] if positional else 0))
+    interface = options.get("interface", "::" if parts[0] == "tcp6" else "0.0.0.0")
+    family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+    backlog = int(options.get("backlog", 50))
+    return family, interface, port, backlog
+
+
+def _split_endpoint(description: str) -> List[str]:
+    """
+    Split an endpoint string on its colons; a backslash escapes the next
+    character (C{interface=\\:\\:1}).
+    """
+    parts, current, escaped = [], [], False
+    for char in description:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ":":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def bind_listener(description: str) -> socket.socket:
+    """
+    Bind and listen on a C{tcp:} endpoint's address, inheritable by child
+    processes.
+    """
+    family, interface, port, backlog = parse_tcp_listen(description)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((interface, port))
+    sock.listen(max(backlog, 511))
+    sock.setblocking(False)
+    sock.set_inheritable(True)
+    return sock
+
+
+class _Worker(ProcessProtocol):
+    """
+    One worker process, as seen from the supervisor.
+    """
+
+    def __init__(self, supervisor: "WorkerSupervisor", index: int) -> None:
+        self.supervisor = supervisor
+        self.index = index
+        self.started = 0.0
+        self.ended: defer.Deferred = defer.Deferred()
+
+    pid: Optional[int] = None
+    ready = False
+
+    def connectionMade(self) -> None:
+        self.pid = self.transport.pid
+        self.pendingSignals: List[str] = []
+        self.supervisor._workerStarted(self)
+
+    def childDataReceived(self, fd: int, data: bytes) -> None:
+        if fd == READY_FD and b"ready" in data and not self.ready:
+            self.ready = True
+            pending, self.pendingSignals = self.pendingSignals, []
+            for name in pending:
+                self.signal(name)
+
+    def childConnectionLost(self, fd: int) -> None:
+        pass
+
+    def signal(self, name: str) -> None:
+        """
+        Send a signal now if the worker is ready for it, else once it is
+        (a SIGHUP before its handler is installed would kill it). TERM and
+        KILL are sent at once.
+        """
+        if not self.ready and name not in ("TERM", "KILL"):
+            if name not in self.pendingSignals:
+                self.pendingSignals.append(name)
+            return
+        try:
+            self.transport.signalProcess(name)
+        except Exception as e:  # the process is already gone
+            log.info("signal {name} to worker {index}: {e}", name=name, index=self.index, e=e)
+
+    def processEnded(self, reason) -> None:
+        self.ended.callback(None)
+        self.supervisor._workerEnded(self, reason.value)
+
+    def send(self, line: bytes) -> None:
+        try:
+            self.transport.writeToChild(HEALTH_FD, line)
+        except (KeyError, OSError, AttributeError):
+            pass
+
+
+class WorkerSupervisor(Service):
+    """
+    Runs and restarts the workers.
+
+    @ivar workers: the current worker per index.
+    @ivar restarts: how many times workers were restarted.
+    """
+
+    def __init__(
+        self,
+        count: int,
+        argv: Sequence[str],
+        listeners: List[socket.socket],
+        clock,
+        spawn: Callable[..., object],
+        env: Optional[Dict[str, str]] = None,
+        snapshot: Callable[[], List[bytes]] = lambda: [],
+    ) -> None:
+        """
+        @param count: how many workers.
+        @param argv: the worker command line (the listening descriptors are
+            appended with C{--listen-fds}).
+        @param listeners: bound, listening sockets, passed to every worker.
+        @param spawn: C{reactor.spawnProcess}.
+        @param snapshot: the current health state as lines, sent to a new
+            worker before any change.
+        """
+        self.count = count
+        self._argv = list(argv)
+        # The same list the sockets are bound into at privileged start.
+        self._listeners = listeners
+        self._clock = clock
+        self._spawn = spawn
+        self._env = dict(os.environ if env is None else env)
+        self._snapshot = snapshot
+        self.workers: Dict[int, _Worker] = {}
+        self._backoff: Dict[int, float] = {}
+        self._pending: Dict[int, object] = {}
+        self.restarts = 0
+        self._stopping = False
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self._stopping = False
+        for index in range(self.count):
+            self._start(index)
+
+    def _start(self, index: int) -> None:
+        self._pending.pop(index, None)
+        if self._stopping:
+            return
+        worker = _Worker(self, index)
+        fds = ",".join(str(FIRST_LISTEN_FD + i) for i in range(len(self._listeners)))
+        childFDs = {1: 1, 2: 2, HEALTH_FD: "w", READY_FD: "r"}
+        for i, sock in enumerate(self._listeners):
+            childFDs[FIRST_LISTEN_FD + i] = sock.fileno()
+        args = self._argv + ["--listen-fds", fds, "--worker-index", str(index)]
+        worker.started = self._clock.seconds()
+        self.workers[index] = worker
+        self._spawn(worker, args[0], args, env=self._env, childFDs=childFDs)
+
+    def _workerStarted(self, worker: _Worker) -> None:
+        log.info("worker {index} started (pid {pid})", index=worker.index, pid=worker.pid)
+        for line in self._snapshot():
+            worker.send(line)
+
+    def _workerEnded(self, worker: _Worker, reason) -> None:
+        if self.workers.get(worker.index) is worker:
+            del self.workers[worker.index]
+        if self._stopping:
+            return
+        ran = self._clock.seconds() - worker.started
+        if ran >= STABLE_AFTER:
+            delay = 0.0
+        else:
+            delay = min(max(1.0, self._backoff.get(worker.index, 0.5) * 2), MAX_BACKOFF)
+        self._backoff[worker.index] = delay
+        log.warn(
+            "worker {index} (pid {pid}) exited ({reason}); restarting in {delay:g}s",
+            index=worker.index,
+            pid=worker.pid,
+            reason=str(reason).strip().rstrip("."),
+            delay=delay,
+        )
+        self.restarts += 1
+        self._pending[worker.index] = self._clock.callLater(delay, self._start, worker.index)
+
+    def broadcast(self, line: bytes) -> None:
+        """
+        Send a health-state line to every worker.
+        """
+        for worker in list(self.workers.values()):
+            worker.send(line)
+
+    def signalWorkers(self, name: str) -> None:
+        """
+        Pass a signal (C{"HUP"}, C{"TERM"}, ...) on to every worker.
+        """
+        for worker in list(self.workers.values()):
+            worker.signal(name)
+
+    def stopService(self):
+        Service.stopService(self)
+        self._stopping = True
+        for call in self._pending.values():
+            if call.active():
+                call.cancel()
+        self._pending.clear()
+        running = list(self.workers.values())
+        if not running:
+            return defer.succeed(None)
+        self.signalWorkers("TERM")
+        timer = self._clock.callLater(STOP_GRACE, self.signalWorkers, "KILL")
+
+        def done(result):
+            if timer.active():
+                timer.cancel()
+            for sock in self._listeners:
+                sock.close()
+            return result
+
+        return defer.DeferredList([w.ended for w in running]).addBoth(done)
+
+
+# -- inside a worker ------------------------------------------------------------
+
+
+def state_line(pool: str, address: str, up: bool) -> bytes:
+    """
+    One health-state message from the main process to its workers.
+    """
+    return json.dumps({"pool": pool, "address": address, "up": up}).encode("utf-8") + b"\n"
+
+
+def announce_ready() -> None:
+    """
+    In a worker: tell the main process that this worker runs.
+    """
+    try:
+        os.write(READY_FD, b"ready\n")
+        os.close(READY_FD)
+    except OSError:
+        pass
+
+
+class HealthFeed(Protocol):
+    """
+    In a worker: applies the main process's health states (one JSON object
+    a line) to this worker's pool members.
+    """
+
+    _buffer = b""
+
+    def __init__(self, pools) -> None:
+        self._members = {
+            (pool.name, member.target.address): member
+            for pool in pools.values()
+            for member in pool.members
+        }
+
+    def dataReceived(self, data: bytes) -> None:
+        lines = (self._buffer + data).split(b"\n")
+        self._buffer = lines.pop()
+        for line in lines:
+            try:
+                message = json.loads(line)
+                member = self._members[(message["pool"], message["address"])]
+            except (ValueError, KeyError, TypeError):
+                continue
+            health = member.health
+            if health is not None:
+                health.external(bool(message["up"]))
+            member.up = health.available if health is not None else bool(message["up"])
+
+    def connectionLost(self, reason=None) -> None:
+        # The main process is gone: nothing more will come.
+        pass
+
+
+def worker_argv(configPath: str) -> List[str]:
+    """
+    The command line of a worker: this interpreter running twistd on the
+    same configuration.
+    """
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()",
+        "-n",
+        "--pidfile=",
+        "lbproxy",
+        "--config",
+        os.path.abspath(configPath),
+    ]

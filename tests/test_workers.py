@@ -1,0 +1,174 @@
+"""
+The worker supervisor and the health feed, in memory: a fake spawnProcess,
+a Clock, fake process transports.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from lbproxy.balancing import Pool
+from lbproxy.config import HealthConfig, Target
+from lbproxy.health import TargetHealth
+from lbproxy.workers import (
+    FIRST_LISTEN_FD,
+    HEALTH_FD,
+    READY_FD,
+    HealthFeed,
+    WorkerSupervisor,
+    parse_tcp_listen,
+    state_line,
+    worker_count,
+)
+
+
+class FakeProcess:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.signals = []
+        self.written = []
+
+    def signalProcess(self, name: str) -> None:
+        self.signals.append(name)
+
+    def writeToChild(self, fd: int, data: bytes) -> None:
+        self.written.append((fd, data))
+
+
+class FakeSpawner:
+    def __init__(self) -> None:
+        self.calls = []
+        self.nextPid = 100
+
+    def __call__(self, protocol, executable, args, env=None, childFDs=None):
+        self.nextPid += 1
+        process = FakeProcess(self.nextPid)
+        self.calls.append((protocol, executable, args, childFDs, process))
+        protocol.makeConnection(process)
+        return process
+
+
+class SupervisorTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.spawn = FakeSpawner()
+        self.sockets = []
+        for _ in range(2):
+            sock = socket.socket()
+            self.addCleanup(sock.close)
+            self.sockets.append(sock)
+        self.supervisor = WorkerSupervisor(
+            2, ["python", "-c", "run"], self.sockets, self.clock, self.spawn, env={},
+            snapshot=lambda: [b"state\n"],
+        )
+        self.supervisor.startService()
+
+    def end(self, index: int, reason=None) -> None:
+        worker = self.supervisor.workers[index]
+        worker.processEnded(Failure(reason or ProcessTerminated(exitCode=1)))
+
+    def test_starts(self):
+        """
+        N workers, each given the listening sockets from fd 4 on, a health
+        pipe on fd 3, and the current health states first.
+        """
+        self.assertEqual(len(self.spawn.calls), 2)
+        protocol, executable, args, childFDs, process = self.spawn.calls[0]
+        self.assertEqual(executable, "python")
+        self.assertEqual(args[-4:], ["--listen-fds", "5,6", "--worker-index", "0"])
+        self.assertEqual(childFDs[FIRST_LISTEN_FD], self.sockets[0].fileno())
+        self.assertEqual(childFDs[FIRST_LISTEN_FD + 1], self.sockets[1].fileno())
+        self.assertEqual(childFDs[HEALTH_FD], "w")
+        self.assertEqual(process.written, [(HEALTH_FD, b"state\n")])
+
+    def test_restartAfterCrash(self):
+        """
+        A worker that dies is restarted, after a back-off that grows while
+        it keeps dying quickly and is gone once it ran long enough.
+        """
+        self.end(0)
+        self.assertEqual(len(self.spawn.calls), 2)
+        self.clock.advance(1)
+        self.assertEqual(len(self.spawn.calls), 3)
+        self.assertEqual(self.spawn.calls[-1][2][-1], "0")
+        self.end(0)
+        self.clock.advance(1)
+        self.assertEqual(len(self.spawn.calls), 3)
+        self.clock.advance(1)
+        self.assertEqual(len(self.spawn.calls), 4)
+        self.clock.advance(60)
+        self.end(0)
+        self.clock.advance(0)
+        self.assertEqual(len(self.spawn.calls), 5)
+        self.assertEqual(self.supervisor.restarts, 3)
+
+    def test_forwardSignal(self):
+        """
+        A signal for the workers reaches every one of them, once it says it
+        is ready (its handlers in place).
+        """
+        self.spawn.calls[0][0].childDataReceived(READY_FD, b"ready\n")
+        self.supervisor.signalWorkers("HUP")
+        self.assertEqual([call[4].signals for call in self.spawn.calls], [["HUP"], []])
+        self.spawn.calls[1][0].childDataReceived(READY_FD, b"ready\n")
+        self.assertEqual([call[4].signals for call in self.spawn.calls], [["HUP"], ["HUP"]])
+
+    def test_broadcast(self):
+        self.supervisor.broadcast(b"x\n")
+        for call in self.spawn.calls:
+            self.assertIn((HEALTH_FD, b"x\n"), call[4].written)
+
+    def test_stop(self):
+        """
+        Stopping sends TERM, then KILL to those still running after the
+        grace period; nothing is restarted; it is done when all ended.
+        """
+        d = self.supervisor.stopService()
+        self.assertEqual([call[4].signals for call in self.spawn.calls], [["TERM"], ["TERM"]])
+        self.end(0, ProcessDone(0))
+        self.assertNoResult(d)
+        self.clock.advance(10)
+        self.assertEqual(self.spawn.calls[1][4].signals, ["TERM", "KILL"])
+        self.end(1)
+        self.successResultOf(d)
+        self.clock.advance(60)
+        self.assertEqual(len(self.spawn.calls), 2)
+
+
+class HealthFeedTests(SynchronousTestCase):
+    def test_applies(self):
+        """
+        The main process's states take a worker's member out and back; the
+        worker's own passive ejection still counts.
+        """
+        pool = Pool("web", [Target("http", "10.0.0.1", 80), Target("http", "10.0.0.2", 80)])
+        for member in pool.members:
+            member.health = TargetHealth(HealthConfig(), probed=False)
+        feed = HealthFeed({"web": pool})
+        feed.dataReceived(state_line("web", "10.0.0.1:80", False)[:10])
+        self.assertTrue(pool.members[0].up)
+        feed.dataReceived(state_line("web", "10.0.0.1:80", False)[10:] + b"garbage\n")
+        self.assertFalse(pool.members[0].up)
+        self.assertTrue(pool.members[1].up)
+        feed.dataReceived(state_line("web", "10.0.0.1:80", True))
+        self.assertTrue(pool.members[0].up)
+
+
+class ParsingTests(SynchronousTestCase):
+    def test_tcp(self):
+        self.assertEqual(
+            parse_tcp_listen("tcp:8080:interface=127.0.0.1"),
+            (socket.AF_INET, "127.0.0.1", 8080, 50),
+        )
+        self.assertEqual(parse_tcp_listen("tcp:port=80")[1:3], ("0.0.0.0", 80))
+        self.assertEqual(parse_tcp_listen("tcp:80:interface=\\:\\:1")[0], socket.AF_INET6)
+        self.assertRaises(ValueError, parse_tcp_listen, "unix:/tmp/s")
+
+    def test_count(self):
+        self.assertEqual(worker_count(3), 3)
+        self.assertGreaterEqual(worker_count("auto"), 1)
