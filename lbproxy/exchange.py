@@ -156,7 +156,13 @@ class Exchange:
         self.target = member.target.address
         if self._upstreamStart is None:
             self._upstreamStart = self._clock.seconds()
-        d = self._connections.get(member.target, fresh=fresh)
+        if not fresh:
+            # The common case, a kept-alive connection: no Deferred needed.
+            conn = self._connections.takeIdle(member.target)
+            if conn is not None:
+                self._connected(conn)
+                return
+        d = self._connections.get(member.target, fresh=True)
         self._connecting = d
         d.addCallbacks(self._connected, self._connectFailed)
         d.addErrback(self._internalError)

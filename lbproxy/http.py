@@ -16,7 +16,9 @@ import io
 from typing import List, Optional
 
 from twisted.internet.interfaces import IPushProducer
-from twisted.web import http, server
+from twisted.web import server
+from twisted.web.http import HTTPChannel
+from twisted.web.server import Request as _Request, Site as _Site
 from zope.interface import implementer
 
 from lbproxy.hygiene import ClientLimits, GuardedChannel
@@ -196,12 +198,12 @@ class ProxyRequest(server.Request):
         the request now, with the body still to come.
         """
         self._early = True
-        server.Request.requestReceived(self, command, path, version)
+        _Request.requestReceived(self, command, path, version)
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         # The whole body has arrived.
         if not self._early:
-            server.Request.requestReceived(self, command, path, version)
+            _Request.requestReceived(self, command, path, version)
         elif self.body is not None:
             self.body.finished()
 
@@ -256,12 +258,12 @@ class ProxyRequest(server.Request):
             self.inbound.abandonInput()
             if self.body is not None:
                 self.body.detach()
-        return server.Request.finish(self)
+        return _Request.finish(self)
 
 
 class ProxyChannel(GuardedChannel):
     """
-    An L{http.HTTPChannel} that starts processing at the end of the headers
+    An L{twisted.web.http.HTTPChannel} that starts processing at the end of the headers
     and lets a streaming body pause reading from the client; hygiene,
     limits and timeouts come from L{GuardedChannel}.
     """
@@ -331,7 +333,7 @@ class ProxyChannel(GuardedChannel):
             self.requests[-1].expectContinue = True
 
     def resumeProducing(self) -> None:
-        http.HTTPChannel.resumeProducing(self)
+        HTTPChannel.resumeProducing(self)
         if self._bodyPaused:
             self._networkProducer.pauseProducing()
 
@@ -346,7 +348,7 @@ class ProxySite(server.Site):
     requestFactory = ProxyRequest
 
     def __init__(self, resource, limits: ClientLimits = ClientLimits(), **kwargs) -> None:
-        server.Site.__init__(self, resource, **kwargs)
+        _Site.__init__(self, resource, **kwargs)
         self.limits = limits
         self.openConnections = 0
         # GuardedChannel's timeouts replace Twisted's idle timeout, which any
@@ -354,7 +356,7 @@ class ProxySite(server.Site):
         self.timeOut = None
 
     def buildProtocol(self, addr):
-        protocol = server.Site.buildProtocol(self, addr)
+        protocol = _Site.buildProtocol(self, addr)
         protocol.limits = self.limits
         return protocol
 

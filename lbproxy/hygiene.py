@@ -33,7 +33,7 @@ from typing import Optional
 
 from twisted.internet.error import ConnectionLost
 from twisted.python.failure import Failure
-from twisted.web import http
+from twisted.web.http import HTTPChannel, _DataLoss, _MalformedChunkedDataError
 
 from lbproxy.http1 import MAX_CHUNK_SIZE_DIGITS
 
@@ -122,7 +122,7 @@ class StrictChunkedDecoder:
                 end = data.find(b"\r\n")
                 if end < 0:
                     if len(data) > 4096 or b"\n" in data:
-                        raise http._MalformedChunkedDataError("chunk framing line invalid")
+                        raise _MalformedChunkedDataError("chunk framing line invalid")
                     self._buffer = data
                     return
                 line, data = data[:end], data[end + 2 :]
@@ -136,20 +136,20 @@ class StrictChunkedDecoder:
         One CRLF-terminated framing line; returns whether the body ended.
         """
         if b"\n" in line or b"\r" in line:
-            raise http._MalformedChunkedDataError("bare CR or LF in chunk framing")
+            raise _MalformedChunkedDataError("bare CR or LF in chunk framing")
         state = self._state
         if state == self._CRLF:
             if line:
-                raise http._MalformedChunkedDataError("chunk data not followed by CRLF")
+                raise _MalformedChunkedDataError("chunk data not followed by CRLF")
             self._state = self._SIZE
             return False
         if state == self._SIZE:
             size, _, extension = line.partition(b";")
             size = size.rstrip(b" \t")
             if not size or len(size) > MAX_CHUNK_SIZE_DIGITS or not _HEX.issuperset(size):
-                raise http._MalformedChunkedDataError("invalid chunk size")
+                raise _MalformedChunkedDataError("invalid chunk size")
             if _EXT_FORBIDDEN.intersection(extension):
-                raise http._MalformedChunkedDataError("control character in chunk extension")
+                raise _MalformedChunkedDataError("control character in chunk extension")
             self._remaining = int(size, 16)
             self._state = self._DATA if self._remaining else self._TRAILERS
             return False
@@ -158,12 +158,12 @@ class StrictChunkedDecoder:
             return True
         self._trailerBytes += len(line) + 2
         if self._trailerBytes > MAX_TRAILERS or line[:1] in (b" ", b"\t"):
-            raise http._MalformedChunkedDataError("invalid trailers")
+            raise _MalformedChunkedDataError("invalid trailers")
         return False
 
     def noMoreData(self) -> None:
         if self._state != self._DONE:
-            raise http._DataLoss()
+            raise _DataLoss()
 
 
 def _response(code: int, phrase: bytes, extra: bytes = b"") -> bytes:
@@ -175,7 +175,7 @@ def _response(code: int, phrase: bytes, extra: bytes = b"") -> bytes:
     )
 
 
-class GuardedChannel(http.HTTPChannel):
+class GuardedChannel(HTTPChannel):
     """
     The hygiene, limits and timeouts of lbproxy's HTTP/1.x channel.
 
@@ -187,10 +187,13 @@ class GuardedChannel(http.HTTPChannel):
     limits = ClientLimits()
     rejected: Optional[int] = None
     _discarding = False
-    _headerTimer = None
-    _bodyTimer = None
+    # One timer serves the phases that never overlap ("header", "body",
+    # "idle"): re-armed with reset(), not cancelled and recreated for every
+    # request. The request deadline, for bodies only, is a second one.
+    _timer = None
+    _phase: Optional[str] = None
     _deadlineTimer = None
-    _idleTimer = None
+    _requestStarted = 0.0
     _headerBytes = 0
     _headerLines = 0
     _counted = False
@@ -203,7 +206,7 @@ class GuardedChannel(http.HTTPChannel):
         self.MAX_LENGTH = max(limits.max_request_line, limits.max_header_size)
         self.totalHeadersSize = limits.max_request_line + limits.max_header_size + 4096
         self.maxHeaders = limits.max_headers + 1
-        http.HTTPChannel.connectionMade(self)
+        HTTPChannel.connectionMade(self)
         factory = getattr(self, "factory", None)
         if factory is not None:
             factory.openConnections = getattr(factory, "openConnections", 0) + 1
@@ -211,28 +214,54 @@ class GuardedChannel(http.HTTPChannel):
             if factory.openConnections > limits.max_connections:
                 self._reject(503, b"Service Unavailable", b"Retry-After: 1\r\n")
                 return
-        self._headerTimer = self._later(limits.header_timeout, self._headerTimedOut)
+        self._arm("header", limits.header_timeout)
 
     def connectionLost(self, reason) -> None:
         self._cancelTimers()
         if self._counted:
             self._counted = False
             self.factory.openConnections -= 1
-        http.HTTPChannel.connectionLost(self, reason)
+        HTTPChannel.connectionLost(self, reason)
 
-    def _later(self, seconds: float, f):
-        return self.callLater(seconds, f) if seconds > 0 else None
+    def _arm(self, phase: str, seconds: float) -> None:
+        """
+        Time the C{phase} out after C{seconds} (0: never).
+        """
+        if seconds <= 0:
+            self._phase = None
+            return
+        self._phase = phase
+        timer = self._timer
+        if timer is not None and timer.active():
+            timer.reset(seconds)
+        else:
+            self._timer = self.callLater(seconds, self._timedOut)
 
-    def _cancel(self, name: str) -> None:
-        timer = getattr(self, name)
-        if timer is not None:
-            if timer.active():
-                timer.cancel()
-            setattr(self, name, None)
+    def _disarm(self) -> None:
+        # The timer may stay scheduled: it does nothing outside a phase.
+        self._phase = None
+
+    def _timedOut(self) -> None:
+        self._timer = None
+        phase, self._phase = self._phase, None
+        if phase == "header":
+            self._headerTimedOut()
+        elif phase == "body":
+            self._bodyTimedOut()
+        elif phase == "idle":
+            self._idleTimedOut()
+
+    def _now(self) -> float:
+        return self.factory.reactor.seconds()
 
     def _cancelTimers(self) -> None:
-        for name in ("_headerTimer", "_bodyTimer", "_deadlineTimer", "_idleTimer"):
-            self._cancel(name)
+        self._phase = None
+        for name in ("_timer", "_deadlineTimer"):
+            timer = getattr(self, name)
+            if timer is not None:
+                if timer.active():
+                    timer.cancel()
+                setattr(self, name, None)
 
     # Rejections --------------------------------------------------------------
 
@@ -273,13 +302,13 @@ class GuardedChannel(http.HTTPChannel):
     def dataReceived(self, data: bytes) -> None:
         if self._discarding:
             return
-        if self._idleTimer is not None:
+        phase = self._phase
+        if phase == "idle":
             # The first byte of the next request: the head is due in time.
-            self._cancel("_idleTimer")
-            self._headerTimer = self._later(self.limits.header_timeout, self._headerTimedOut)
-        elif self._bodyTimer is not None:
-            self._bodyTimer.reset(self.limits.body_timeout)
-        http.HTTPChannel.dataReceived(self, data)
+            self._arm("header", self.limits.header_timeout)
+        elif phase == "body":
+            self._timer.reset(self.limits.body_timeout)
+        HTTPChannel.dataReceived(self, data)
         if self.line_mode and not self._discarding and b"\n" in self._buffer:
             # A line ended with a bare LF: Twisted would wait for a CRLF.
             self._reject(400, b"Bad Request")
@@ -287,7 +316,7 @@ class GuardedChannel(http.HTTPChannel):
     def rawDataReceived(self, data: bytes) -> None:
         if self._discarding:
             return
-        http.HTTPChannel.rawDataReceived(self, data)
+        HTTPChannel.rawDataReceived(self, data)
 
     def lineReceived(self, line: bytes) -> None:
         if self._discarding:
@@ -300,10 +329,7 @@ class GuardedChannel(http.HTTPChannel):
                     return
                 self._headerBytes = 0
                 self._headerLines = 0
-                if self._deadlineTimer is None:
-                    self._deadlineTimer = self._later(
-                        limits.request_timeout, self._requestTimedOut
-                    )
+                self._requestStarted = self._now() if limits.request_timeout > 0 else 0.0
         elif line:
             self._headerBytes += len(line) + 2
             self._headerLines += 1
@@ -314,13 +340,13 @@ class GuardedChannel(http.HTTPChannel):
                 # Obsolete line folding (RFC 9112 5.2): reject, never join.
                 self._reject(400, b"Bad Request")
                 return
-        http.HTTPChannel.lineReceived(self, line)
+        HTTPChannel.lineReceived(self, line)
 
     def _maybeChooseTransferDecoder(self, header: bytes, data: bytes) -> bool:
         if header == b"Transfer-Encoding" and data.lower() != b"chunked":
             # Only "chunked" is accepted; Twisted ignores "identity".
             return self._failChooseTransferDecoder()
-        if not http.HTTPChannel._maybeChooseTransferDecoder(self, header, data):
+        if not HTTPChannel._maybeChooseTransferDecoder(self, header, data):
             return False
         if header == b"Transfer-Encoding":
             self._transferDecoder = StrictChunkedDecoder(
@@ -329,32 +355,38 @@ class GuardedChannel(http.HTTPChannel):
         return True
 
     def allHeadersReceived(self) -> None:
-        self._cancel("_headerTimer")
+        limits = self.limits
         if self.length != 0:
-            self._bodyTimer = self._later(self.limits.body_timeout, self._bodyTimedOut)
+            self._arm("body", limits.body_timeout)
+            if limits.request_timeout > 0:
+                # The whole request (head included) within request_timeout.
+                left = self._requestStarted + limits.request_timeout - self._now()
+                self._deadlineTimer = self.callLater(max(left, 0), self._requestTimedOut)
         else:
-            self._cancel("_deadlineTimer")
-        http.HTTPChannel.allHeadersReceived(self)
+            self._disarm()
+        HTTPChannel.allHeadersReceived(self)
 
     def allContentReceived(self) -> None:
         if self._discarding:
             return
         self._bodySuspended = False
-        self._cancel("_bodyTimer")
-        self._cancel("_deadlineTimer")
-        http.HTTPChannel.allContentReceived(self)
+        if self._phase == "body":
+            self._disarm()
+        timer, self._deadlineTimer = self._deadlineTimer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+        HTTPChannel.allContentReceived(self)
 
     def requestDone(self, request) -> None:
         if self.persistent and not self._discarding:
             # Idle until the next request starts (set before the base class
             # replays pipelined bytes, which cancel it at once).
-            self._idleTimer = self._later(self.limits.keepalive_timeout, self._idleTimedOut)
-        http.HTTPChannel.requestDone(self, request)
+            self._arm("idle", self.limits.keepalive_timeout)
+        HTTPChannel.requestDone(self, request)
 
     # Timeouts ----------------------------------------------------------------
 
     def _headerTimedOut(self) -> None:
-        self._headerTimer = None
         if self._HTTPChannel__first_line and not self._buffer:
             # Nothing of a request arrived: just close.
             self._discarding = True
@@ -369,17 +401,16 @@ class GuardedChannel(http.HTTPChannel):
         """
         lbproxy paused reading the body: the client is not slow.
         """
-        if self._bodyTimer is not None:
-            self._cancel("_bodyTimer")
+        if self._phase == "body":
+            self._disarm()
             self._bodySuspended = True
 
     def resumeBodyTimer(self) -> None:
         if self._bodySuspended and not self._discarding:
             self._bodySuspended = False
-            self._bodyTimer = self._later(self.limits.body_timeout, self._bodyTimedOut)
+            self._arm("body", self.limits.body_timeout)
 
     def _bodyTimedOut(self) -> None:
-        self._bodyTimer = None
         self._reject(408, b"Request Timeout")
 
     def _requestTimedOut(self) -> None:
@@ -387,7 +418,6 @@ class GuardedChannel(http.HTTPChannel):
         self._reject(408, b"Request Timeout")
 
     def _idleTimedOut(self) -> None:
-        self._idleTimer = None
         self._discarding = True
         self._cancelTimers()
         self.loseConnection()

@@ -160,7 +160,11 @@ class UpstreamConnection(Protocol):
             try:
                 self._parser.eof()
             except ProtocolError as e:
-                self._fail(Failure(e))
+                from lbproxy.upstream_tls import tls_failure
+
+                # A failed TLS handshake says why (certificate not trusted,
+                # another name) rather than just "closed".
+                self._fail(tls_failure(reason) or Failure(e))
             else:
                 return
         self._pool._lost(self)
@@ -230,6 +234,9 @@ class ConnectionPool:
     """
     Connections to backends, kept alive between requests.
 
+    Idle connections are reused newest first and closed after
+    C{idleTimeout}; one timer serves them all (no timer per request).
+
     @ivar maxIdle: idle connections kept per target; more are closed.
     @ivar idleTimeout: seconds an idle connection is kept.
     """
@@ -248,10 +255,25 @@ class ConnectionPool:
         self.idleTimeout = idleTimeout
         self._endpointFactory = endpointFactory or default_endpoint
         self._idle: Dict[object, Deque[UpstreamConnection]] = {}
-        self._timers: Dict[UpstreamConnection, object] = {}
+        # Idle connections in the order they became idle, with that time.
+        self._idleSince: Dict[UpstreamConnection, float] = {}
+        self._sweep = None
         self._active: set = set()
         self._pending: set = set()
         self.opened = 0
+
+    def takeIdle(self, target: Target) -> Optional[UpstreamConnection]:
+        """
+        An idle connection to C{target}, now in use, or L{None}.
+        """
+        idle = self._idle.get(_poolKey(target))
+        while idle:
+            conn = idle.pop()
+            del self._idleSince[conn]
+            if conn.connected:
+                self._active.add(conn)
+                return conn
+        return None
 
     def get(self, target: Target, fresh: bool = False) -> defer.Deferred:
         """
@@ -262,15 +284,9 @@ class ConnectionPool:
             failing with L{ConnectTimeout} or the connect error.
         """
         if not fresh:
-            idle = self._idle.get(_poolKey(target))
-            while idle:
-                conn = idle.pop()
-                timer = self._timers.pop(conn, None)
-                if timer is not None:
-                    timer.cancel()
-                if conn.connected:
-                    self._active.add(conn)
-                    return defer.succeed(conn)
+            conn = self.takeIdle(target)
+            if conn is not None:
+                return defer.succeed(conn)
         return self._connect(target)
 
     def _connect(self, target: Target) -> defer.Deferred:
@@ -324,16 +340,28 @@ class ConnectionPool:
         # backend closing it).
         conn.resumeProducing()
         idle.append(conn)
-        self._timers[conn] = self._reactor.callLater(
-            self.idleTimeout, self._expire, conn
-        )
+        now = self._reactor.seconds()
+        self._idleSince[conn] = now
+        if self._sweep is None:
+            self._sweep = self._reactor.callLater(self.idleTimeout, self._expireIdle)
 
-    def _expire(self, conn: UpstreamConnection) -> None:
-        del self._timers[conn]
-        self._discardIdle(conn)
-        if conn.connected:
-            conn.connected = False
-            conn.transport.loseConnection()
+    def _expireIdle(self) -> None:
+        """
+        Close the connections idle for C{idleTimeout}; come back when the
+        next one is due.
+        """
+        self._sweep = None
+        now = self._reactor.seconds()
+        for conn, since in list(self._idleSince.items()):
+            due = since + self.idleTimeout
+            if due > now:
+                self._sweep = self._reactor.callLater(due - now, self._expireIdle)
+                return
+            del self._idleSince[conn]
+            self._discardIdle(conn)
+            if conn.connected:
+                conn.connected = False
+                conn.transport.loseConnection()
 
     def _discardIdle(self, conn: UpstreamConnection) -> None:
         idle = self._idle.get(_poolKey(conn.target))
@@ -345,9 +373,7 @@ class ConnectionPool:
 
     def _lost(self, conn: UpstreamConnection) -> None:
         self._active.discard(conn)
-        timer = self._timers.pop(conn, None)
-        if timer is not None:
-            timer.cancel()
+        if self._idleSince.pop(conn, None) is not None:
             self._discardIdle(conn)
 
     def idleCount(self, target: Target) -> int:
@@ -360,11 +386,14 @@ class ConnectionPool:
         """
         for d in list(self._pending):
             d.cancel()
-        for conn in list(self._timers):
-            self._timers.pop(conn).cancel()
+        if self._sweep is not None and self._sweep.active():
+            self._sweep.cancel()
+        self._sweep = None
+        for conn in list(self._idleSince):
             if conn.connected:
                 conn.connected = False
                 conn.transport.loseConnection()
+        self._idleSince.clear()
         self._idle.clear()
         for conn in list(self._active):
             conn.abort()
