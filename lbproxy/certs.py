@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -162,7 +163,7 @@ def _load_key(data: bytes, path: str) -> Any:
             f"{path}: the private key is encrypted; lbproxy needs it unencrypted "
             "(protect the file with permissions instead, e.g. chmod 600)",
         ) from None
-    except (ValueError, serialization.UnsupportedAlgorithm) as e:
+    except (ValueError, UnsupportedAlgorithm) as e:
         raise CertificateError("key", f"{path}: the private key cannot be parsed: {e}") from None
 
 

@@ -32,7 +32,6 @@ from typing import Optional
 
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IProtocol
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -49,8 +48,6 @@ else:
     H2_AVAILABLE = True
 
 __all__ = ["H2_AVAILABLE", "NegotiatingChannel", "ProxyH2Connection", "StreamInbound"]
-
-log = Logger()
 
 
 class StreamInbound:
@@ -172,6 +169,11 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
     def _requestDone(self, streamID: int) -> None:
         stream = self.streams.get(streamID)
         inbound = getattr(stream, "inbound", None)
+        if stream is not None and not stream.producing and self._stillProducing:
+            # Body data held back while the stream was paused still holds
+            # flow-control credit, the connection's included: hand it over
+            # (the finished request drops it) so the credit comes back.
+            stream.resumeProducing()
         H2Connection._requestDone(self, streamID)
         if inbound is not None and inbound.abandoned and self._stillProducing:
             try:
@@ -180,6 +182,25 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
                 # Closed already (the client reset it, or ended its side).
                 return
             self._tryToWriteControlData()
+
+    def timeoutConnection(self) -> None:
+        H2Connection.timeoutConnection(self)
+        self._releaseTransport()
+
+    def connectionLost(self, reason, *args, **kwargs) -> None:
+        H2Connection.connectionLost(self, reason, *args, **kwargs)
+        self._releaseTransport()
+
+    def _releaseTransport(self) -> None:
+        """
+        Twisted's HTTP/2 connection closes its transport (idle timeout, the
+        client's GOAWAY, a protocol error) while still registered as the
+        transport's producer, and a TLS transport does not close while a
+        producer is registered: unregister, so that the close goes ahead.
+        """
+        transport = self.transport
+        if transport is not None and getattr(transport, "disconnecting", False):
+            transport.unregisterProducer()
 
     def resetStream(self, streamID: int, code: int) -> None:
         """

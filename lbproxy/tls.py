@@ -47,7 +47,12 @@ from lbproxy.http import ProxyRequest, ProxySite
 from lbproxy.http2 import H2_AVAILABLE, NegotiatingChannel
 from lbproxy.signals import SignalService
 from lbproxy.tlsconfig import TLSConfig, UpstreamTLS
-from lbproxy.upstream_tls import UpstreamEndpoints, UpstreamMaterial, load_upstream_material
+from lbproxy.upstream_tls import (
+    UpstreamEndpoints,
+    UpstreamMaterial,
+    load_upstream_material,
+    ssl_reason,
+)
 
 __all__ = [
     "CIPHERS",
@@ -259,7 +264,7 @@ def load_tls_material(
                 raise ConfigError(
                     config.path,
                     _child(key, "cert"),
-                    f"OpenSSL refuses {files.cert}: {_ssl_reason(e)}",
+                    f"OpenSSL refuses {files.cert}: {ssl_reason(e)}",
                 ) from None
             loaded.append(certificate)
             problem = validity_problem(certificate, now)
@@ -280,12 +285,6 @@ def load_tls_material(
 
 def _exists(path: str) -> bool:
     return os.path.exists(path)
-
-
-def _ssl_reason(error: SSL.Error) -> str:
-    entries = error.args[0] if error.args and isinstance(error.args[0], list) else []
-    parts = [entry[2] for entry in entries if len(entry) == 3]
-    return ", ".join(parts) or str(error)
 
 
 @implementer(IOpenSSLServerConnectionCreator)
@@ -371,19 +370,43 @@ class TLSProxySite(ProxySite):
     """
 
     requestFactory = TLSRequest
+    _countedBy: Optional[ProxySite] = None
+    _openConnections = 0
 
     def __init__(
-        self, resource, hsts: Optional[str] = None, http2: bool = True, **kwargs
+        self,
+        resource,
+        hsts: Optional[str] = None,
+        http2: bool = True,
+        countedBy: Optional[ProxySite] = None,
+        **kwargs,
     ) -> None:
         """
         @param hsts: The C{Strict-Transport-Security} value, or L{None}.
         @param http2: Offer HTTP/2 (when the C{h2} package is installed).
+        @param countedBy: The plain listeners' site, whose count of open
+            client connections (against C{server.max_connections}) this
+            site's connections join.
         @param kwargs: For L{ProxySite} (C{reactor}, C{limits}).
         """
         ProxySite.__init__(self, resource, **kwargs)
+        self._countedBy = countedBy
         self.hsts = hsts.encode("ascii") if hsts else None
         if http2 and H2_AVAILABLE:
             self.protocol = NegotiatingChannel
+
+    @property
+    def openConnections(self) -> int:
+        if self._countedBy is not None:
+            return self._countedBy.openConnections
+        return self._openConnections
+
+    @openConnections.setter
+    def openConnections(self, value: int) -> None:
+        if self._countedBy is not None:
+            self._countedBy.openConnections = value
+        else:
+            self._openConnections = value
 
 
 # -- reload ------------------------------------------------------------------------
@@ -450,7 +473,11 @@ class TLSEdge:
     @ivar server: The listeners' connection creator, or L{None} without
         C{[tls]}.
     @ivar reloader: Rereads everything (on SIGHUP).
+    @ivar site: The HTTPS listeners' L{TLSProxySite}, once L{listeners}
+        made it.
     """
+
+    site: Optional[TLSProxySite] = None
 
     def __init__(self, config: Config, reactor, material: Optional[TLSMaterial] = None) -> None:
         """
@@ -460,6 +487,10 @@ class TLSEdge:
         """
         if material is None or (config.tls is not None and material.server is None):
             material = load_tls_material(config, now_utc(reactor), generate=True)
+            for warning in material.warnings:
+                log.warn("{warning}", warning=warning)
+            for path in material.generated:
+                log.info("generated a self-signed certificate: {path}", path=path)
         self._config = config
         self._reactor = reactor
         self.material = material
@@ -505,6 +536,7 @@ class TLSEdge:
             site.resource,
             hsts=settings.hsts,
             http2="h2" in offered_protocols(settings),
+            countedBy=site if hasattr(site, "openConnections") else None,
             **_siteArguments(site),
         )
         self.site = tlsSite

@@ -169,18 +169,23 @@ def parse_tls(
     settings: Dict[str, Any] = {}
 
     listen = TLSConfig.listen
-    if "listen" in table:
-        listen = parser._listen(table["listen"], "tls.listen")
-    indexed = isinstance(table.get("listen"), (list, tuple))
-    for index, description in enumerate(listen):
-        item_key = f"tls.listen[{index}]" if indexed else "tls.listen"
-        kind = _ENDPOINT_FIELDS.split(description, 1)[0].strip().lower()
+    raw = table.get("listen")
+    indexed = isinstance(raw, (list, tuple))
+    for index, item in enumerate(raw if indexed else [raw]):
+        # Before the endpoint is built: an ssl: one would want its files.
+        if not isinstance(item, str):
+            continue
+        kind = _ENDPOINT_FIELDS.split(item, 1)[0].strip().lower()
         if kind in ("ssl", "tls"):
             raise parser._fail(
-                item_key,
-                f"{cfg._quote(description)} is a TLS endpoint already; give a "
+                f"tls.listen[{index}]" if indexed else "tls.listen",
+                f"{cfg._quote(item)} is a TLS endpoint already; give a "
                 'plain one such as "tcp:8443", lbproxy adds TLS itself',
             )
+    if "listen" in table:
+        listen = parser._listen(raw, "tls.listen")
+    for index, description in enumerate(listen):
+        item_key = f"tls.listen[{index}]" if indexed else "tls.listen"
         if description in used:
             raise parser._fail(
                 item_key,
@@ -207,7 +212,7 @@ def parse_tls(
         if not isinstance(version, str) or version not in TLS_VERSIONS:
             raise parser._fail(
                 version_key,
-                f'expected "1.2" or "1.3" (as a string), got {cfg._describe(version)}',
+                f'must be "1.2" or "1.3" (a string), got {cfg._describe(version)}',
             )
         settings["min_version"] = version
 

@@ -20,9 +20,9 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.test import iosim
 
-from lbproxy.certs import CertificateAuthority, certificate_pem, write_pair
+from lbproxy.certs import CertificateAuthority, write_pair
 
-__all__ = ["H2Client", "PKI", "Recorder", "connectTLS", "tlsFactory"]
+__all__ = ["H2Client", "PKI", "Recorder", "connectTLS", "sanNames", "tlsFactory"]
 
 
 class PKI:
@@ -35,8 +35,8 @@ class PKI:
     """
 
     def __init__(self, directory: str, name: str = "lbproxy test CA") -> None:
-        self.directory = directory
-        os.makedirs(directory, exist_ok=True)
+        self.directory = os.path.abspath(directory)
+        os.makedirs(self.directory, exist_ok=True)
         self.now = datetime.datetime.now(datetime.timezone.utc)
         self.authority = CertificateAuthority(name, self.now)
         self.caPath = self.path(f"{_safe(name)}-ca.pem")
@@ -224,5 +224,14 @@ class H2Client(Protocol):
         return None
 
 
-def pem(cert) -> bytes:
-    return certificate_pem(cert)
+def sanNames(certificate) -> List[str]:
+    """
+    The DNS names in a pyOpenSSL certificate's subjectAltName (as
+    C{getPeerCertificate} returns it).
+    """
+    from cryptography import x509
+
+    san = certificate.to_cryptography().extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    ).value
+    return san.get_values_for_type(x509.DNSName)

@@ -25,8 +25,8 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from cryptography import x509
 from OpenSSL import SSL, crypto
-from twisted.internet.endpoints import wrapClientTLS
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from service_identity import VerificationError
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
 from twisted.internet.ssl import (
     Certificate,
     KeyPair,
@@ -36,6 +36,8 @@ from twisted.internet.ssl import (
     platformTrust,
     trustRootFromCertificates,
 )
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
@@ -111,6 +113,38 @@ def load_upstream_material(config: Config) -> Dict[Optional[UpstreamTLS], Upstre
     return material
 
 
+class TLSHandshakeError(Exception):
+    """
+    The TLS handshake with a backend failed: its certificate was not
+    verified, or it refused ours.
+    """
+
+
+def _mismatched(error) -> str:
+    identity = getattr(error, "mismatched_id", None)
+    name = getattr(identity, "hostname", None) or getattr(identity, "ip", None)
+    if isinstance(name, bytes):
+        name = name.decode("ascii", "replace")
+    return str(name if name is not None else error)
+
+
+def tls_failure(reason: Optional[Failure]) -> Optional[Failure]:
+    """
+    If a backend connection was lost because its TLS handshake failed, a
+    L{TLSHandshakeError} saying why, for logs; else L{None}.
+    """
+    if reason is None:
+        return None
+    if reason.check(VerificationError):
+        names = ", ".join(_mismatched(e) for e in getattr(reason.value, "errors", ()))
+        return Failure(TLSHandshakeError(
+            f"TLS: the backend's certificate does not name {names or 'the target'}"
+        ))
+    if reason.check(SSL.Error):
+        return Failure(TLSHandshakeError(f"TLS handshake failed: {ssl_reason(reason.value)}"))
+    return None
+
+
 def _check_client_certificate(client: LoadedCertificate) -> None:
     """
     Let OpenSSL load the client certificate once, so that what it refuses
@@ -122,12 +156,16 @@ def _check_client_certificate(client: LoadedCertificate) -> None:
         _use_certificate(context, client)
     except SSL.Error as e:
         raise CertificateError(
-            "client_cert", f"OpenSSL refuses {client.certPath}: {_ssl_reason(e)}"
+            "client_cert", f"OpenSSL refuses {client.certPath}: {ssl_reason(e)}"
         ) from None
 
 
-def _ssl_reason(error: SSL.Error) -> str:
-    parts = [entry[2] for entry in error.args[0] if len(entry) == 3] if error.args else []
+def ssl_reason(error: SSL.Error) -> str:
+    """
+    OpenSSL's reasons in an C{SSL.Error}, for an operator to read.
+    """
+    entries = error.args[0] if error.args and isinstance(error.args[0], list) else []
+    parts = [entry[2] for entry in entries if isinstance(entry, tuple) and len(entry) == 3]
     return ", ".join(parts) or str(error)
 
 
@@ -243,7 +281,7 @@ class UpstreamEndpoints:
         endpoint = self._inner(reactor, target, timeout)
         if target.scheme != "https":
             return endpoint
-        return wrapClientTLS(self.creatorFor(target), endpoint)
+        return TLSClientEndpoint(self.creatorFor(target), endpoint, reactor)
 
     def creatorFor(self, target: Target) -> IOpenSSLClientConnectionCreator:
         """
@@ -272,6 +310,30 @@ class UpstreamEndpoints:
             port decides for it.
         """
         return _TargetPolicy(self, targets)
+
+
+@implementer(IStreamClientEndpoint)
+class TLSClientEndpoint:
+    """
+    TLS over another client endpoint, starting as soon as it connects, its
+    timers (TLS write aggregation) on the given reactor.  (Twisted's
+    C{wrapClientTLS} takes no reactor before Twisted 24 and then uses the
+    global one.)
+    """
+
+    def __init__(self, creator: IOpenSSLClientConnectionCreator, endpoint, clock) -> None:
+        self._creator = creator
+        self._endpoint = endpoint
+        self._clock = clock
+
+    def connect(self, factory):
+        try:
+            wrapper = TLSMemoryBIOFactory(self._creator, True, factory, clock=self._clock)
+        except TypeError:  # pragma: no cover - Twisted before the clock argument
+            wrapper = TLSMemoryBIOFactory(self._creator, True, factory)
+        d = self._endpoint.connect(wrapper)
+        d.addCallback(lambda protocol: protocol.wrappedProtocol)
+        return d
 
 
 @implementer(IPolicyForHTTPS)
