@@ -385,13 +385,7 @@ class Exchange:
         """
         if self.done:
             return
-        self._cancelTimer()
-        self._dropConnect()
-        conn, self._conn = self._conn, None
-        self._body.detach()
-        if conn is not None:
-            conn.abort()
-        self._endAttempt()
+        self._abandonUpstream()
         if self._headSent:
             self._abortClient()
         else:
@@ -401,18 +395,28 @@ class Exchange:
         self._timer = None
         if self.done:
             return
-        conn, self._conn = self._conn, None
-        if self._body is not None:
-            self._body.detach()
-        if conn is not None:
-            conn.abort()
-        self._endAttempt()
+        self._abandonUpstream()
         log.warn(
             "backend {target} sent no response within {timeout}s",
             target=self.target,
             timeout=self._responseTimeout,
         )
         self._localError(504, b"Gateway Timeout")
+
+    def _abandonUpstream(self) -> None:
+        """
+        Give up on the backend side of this exchange: no timer, no connect
+        in progress, no more body, the connection (if any) aborted so it is
+        never reused half-way through a request.
+        """
+        self._cancelTimer()
+        self._dropConnect()
+        conn, self._conn = self._conn, None
+        if self._body is not None:
+            self._body.detach()
+        if conn is not None:
+            conn.abort()
+        self._endAttempt()
 
     def _passiveFailure(self, member, reason: Failure) -> None:
         if self._health is not None and member is not None:
@@ -424,10 +428,7 @@ class Exchange:
         log.failure("proxying to {target} failed", reason, target=self.target)
         if self.done:
             return
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.abort()
-        self._endAttempt()
+        self._abandonUpstream()
         if self._headSent:
             self._abortClient()
         else:
@@ -456,14 +457,7 @@ class Exchange:
         # 499 (as nginx logs it) unless the channel refused the request,
         # e.g. a malformed or too slow body (400, 408).
         self.status = getattr(self._request, "rejected", None) or 499
-        self._cancelTimer()
-        self._dropConnect()
-        conn, self._conn = self._conn, None
-        if self._body is not None:
-            self._body.detach()
-        if conn is not None:
-            conn.abort()
-        self._endAttempt()
+        self._abandonUpstream()
         self._finishUpstream()
         self._end()
         return None
