@@ -321,6 +321,12 @@ class GuardedChannel(HTTPChannel):
     def lineReceived(self, line: bytes) -> None:
         if self._discarding:
             return
+        if b"\r" in line or b"\n" in line:
+            # A bare CR or LF inside a line (RFC 9112 2.2). Twisted 26.10
+            # rejects it in header values, but Twisted 25.5 (the newest for
+            # Python 3.9, so for PyPy) passes it on: check it here.
+            self._reject(400, b"Bad Request")
+            return
         limits = self.limits
         if self._HTTPChannel__first_line:
             if line:

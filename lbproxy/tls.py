@@ -443,7 +443,9 @@ class CertificateReloader:
             )
             return False
         for warning in material.warnings:
-            log.warn("{warning}", warning=warning)
+            # (Not "warning=": trial reads a log event with that key as a
+            # Python warning.)
+            log.warn("{problem}", problem=warning)
         if self._server is not None and material.server is not None:
             self._server.reload(material.server)
         self._upstream.reload(material.upstream)
@@ -460,6 +462,21 @@ def now_utc(clock) -> datetime.datetime:
 
 
 # -- assembly ----------------------------------------------------------------------
+
+
+class _ServerTLSFactory(TLSMemoryBIOFactory):
+    """
+    A server L{TLSMemoryBIOFactory} that leaves ALPN to lbproxy's contexts
+    (L{server_context}). Twisted 25.5 (the newest for Python 3.9, so for
+    PyPy) would otherwise replace their ALPN callback, on every connection,
+    with one built from the site's C{acceptableProtocols()}: C{h2} whenever
+    the C{h2} package is installed, whatever C{tls.alpn} says, and a failed
+    handshake when the client offers nothing in common. Twisted 26.10 no
+    longer has this hook.
+    """
+
+    def _applyProtocolNegotiation(self, connection) -> None:
+        pass
 
 
 class TLSEdge:
@@ -541,9 +558,9 @@ class TLSEdge:
         )
         self.site = tlsSite
         try:
-            factory = TLSMemoryBIOFactory(self.server, False, tlsSite, clock=self._reactor)
+            factory = _ServerTLSFactory(self.server, False, tlsSite, clock=self._reactor)
         except TypeError:  # pragma: no cover - Twisted before the clock argument
-            factory = TLSMemoryBIOFactory(self.server, False, tlsSite)
+            factory = _ServerTLSFactory(self.server, False, tlsSite)
         return [(description, factory) for description in settings.listen]
 
     def services(self) -> List[object]:
