@@ -126,7 +126,9 @@ class ProxyResource(ReverseProxyResource):
 
     def render(self, request):
         start = self._clock.seconds()
-        server = self.runtime.config.server
+        # One runtime for the whole request, even if a reload swaps it.
+        runtime = self.runtime
+        server = runtime.config.server
         hosts = request.requestHeaders.getRawHeaders(b"Host")
         split = split_target(request.uri) if request.method != b"CONNECT" else None
         if split is None or (hosts is not None and len(hosts) > 1):
@@ -164,7 +166,6 @@ class ProxyResource(ReverseProxyResource):
         if path == server.health_endpoint:
             self._local(request, start, 200, b"OK", hostHeader)
             return NOT_DONE_YET
-        runtime = self.runtime
         found = runtime.route(host, path)
         policies = runtime.policies(found[0]) if found is not None else runtime.unrouted
         # A peer without an IP address (a UNIX socket) matches no network.
