@@ -17,7 +17,8 @@ from typing import List, Optional
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.web import server
-from twisted.web.http import HTTPChannel
+from twisted.python import failure
+from twisted.web.http import HTTPChannel, datetimeToString
 from twisted.web.server import Request as _Request, Site as _Site
 from zope.interface import implementer
 
@@ -153,6 +154,20 @@ class RequestBody:
         self._sink = None
 
 
+_dateCache = [-1, b""]
+
+
+def _httpDate(seconds: float) -> bytes:
+    """
+    The HTTP date of C{seconds}, formatted at most once a second.
+    """
+    whole = int(seconds)
+    if whole != _dateCache[0]:
+        _dateCache[0] = whole
+        _dateCache[1] = datetimeToString(whole)
+    return _dateCache[1]
+
+
 class ProxyRequest(server.Request):
     """
     A request processed as soon as its headers are complete.
@@ -198,14 +213,41 @@ class ProxyRequest(server.Request):
         the request now, with the body still to come.
         """
         self._early = True
-        _Request.requestReceived(self, command, path, version)
+        self._begin(command, path, version)
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         # The whole body has arrived.
         if not self._early:
-            _Request.requestReceived(self, command, path, version)
+            self._begin(command, path, version)
         elif self.body is not None:
             self.body.finished()
+
+    def parseCookies(self) -> None:
+        # A proxy passes cookies on; it never needs them parsed.
+        pass
+
+    def _begin(self, command: bytes, path: bytes, version: bytes) -> None:
+        """
+        What C{Request.requestReceived} and C{process} do, less what a
+        proxy never uses: no query or form parsing into C{args}, no
+        resource traversal (the site's resource answers every path), no
+        C{Server} header; C{Date} is formatted once a second.
+        """
+        self.method, self.uri, self.clientproto = command, path, version
+        self.path = path.split(b"?", 1)[0]
+        self.args = {}
+        site = self.site = self.channel.site
+        self.prepath = []
+        self.postpath = []
+        self.sitepath = []
+        self.responseHeaders.setRawHeaders(b"Date", [_httpDate(site.reactor.seconds())])
+        if self.path == b"*":
+            self._handleStar()
+            return
+        try:
+            self.render(site.resource)
+        except BaseException:
+            self.processingFailed(failure.Failure())
 
     @property
     def bodyComplete(self) -> bool:
