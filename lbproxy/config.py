@@ -110,14 +110,20 @@ class Target:
     health_check_endpoint: Optional[str] = None
     tls: Optional[UpstreamTLS] = None
 
+    def __post_init__(self) -> None:
+        # Read on every request: computed once (not a dataclass field).
+        if ":" in self.host:
+            address = f"[{self.host}]:{self.port}"
+        else:
+            address = f"{self.host}:{self.port}"
+        object.__setattr__(self, "_address", address)
+
     @property
     def address(self) -> str:
         """
         C{"host:port"} (C{"[::1]:8080"} for IPv6); a target's identity.
         """
-        if ":" in self.host:
-            return f"[{self.host}]:{self.port}"
-        return f"{self.host}:{self.port}"
+        return self._address
 
     @property
     def url(self) -> str:

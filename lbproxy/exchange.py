@@ -300,22 +300,27 @@ class Exchange:
             if name.lower() == b"date":
                 out.removeHeader(b"Date")
                 break
-        chunked = False
         relayed = end_to_end(headers)
         if self._relay is not None:
             relayed = self._relay(relayed, self.target)
         for name, value in relayed:
             out.addRawHeader(name, value)
-        for name, value in headers:
-            if name.lower() == b"transfer-encoding":
-                chunked = True
-        if not chunked:
-            try:
-                length = content_length(headers)
-            except ProtocolError:
-                length = None
-            if length is not None:
-                out.setRawHeaders(b"Content-Length", [b"%d" % (length,)])
+        length = self._conn.responseLength
+        if length is None:
+            # Not framed by a length (chunked, until close) or a response
+            # without a body (HEAD, 204, 304), whose Content-Length still
+            # passes on.
+            chunked = False
+            for name, value in headers:
+                if name.lower() == b"transfer-encoding":
+                    chunked = True
+            if not chunked:
+                try:
+                    length = content_length(headers)
+                except ProtocolError:
+                    length = None
+        if length is not None:
+            out.setRawHeaders(b"Content-Length", [b"%d" % (length,)])
         if not request.bodyComplete:
             request.closeAfterResponse()
         request.registerProducer(self._conn, True)

@@ -95,6 +95,9 @@ class ResponseParser:
         self._isHead = False
         self.keepAlive = False
         self.started = False
+        #: The current response's Content-Length when it frames the body
+        #: (not chunked, not HEAD/204/304), else L{None}.
+        self.length: Optional[int] = None
 
     def expect(self, method: bytes) -> None:
         """
@@ -105,6 +108,7 @@ class ResponseParser:
         self._isHead = method == b"HEAD"
         self.keepAlive = False
         self.started = False
+        self.length = None
 
     @property
     def done(self) -> bool:
@@ -259,6 +263,7 @@ class ResponseParser:
             return
         if lengths:
             length = _contentLength(lengths)
+            self.length = length
             self._remaining = length
             self._state = _LENGTH if length else _DONE
             return

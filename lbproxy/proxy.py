@@ -187,14 +187,24 @@ class ProxyResource(ReverseProxyResource):
                     [(b"Retry-After", b"%d" % (retry_after(delay),))],
                 )
                 return NOT_DONE_YET
-        pairs = [
-            (name, value)
-            for name, values in request.requestHeaders.getAllRawHeaders()
-            # Expect was answered here; names with "_" are dropped, as
-            # nginx does, since backends may read them as "-".
-            if name.lower() != b"expect" and b"_" not in name
-            for value in values
-        ]
+        # One pass over the headers: what is forwarded, and the few values
+        # the checks below read.
+        idHeaderName = server.request_id_header
+        idName = idHeaderName.lower().encode("ascii") if idHeaderName is not None else None
+        origin = requestId = None
+        pairs = []
+        for name, values in request.requestHeaders.getAllRawHeaders():
+            lower = name.lower()
+            if lower == b"origin":
+                origin = values[0]
+            elif lower == idName:
+                requestId = values[0]
+            elif lower == b"expect" or b"_" in name:
+                # Expect was answered here; names with "_" are dropped, as
+                # nginx does, since backends may read them as "-".
+                continue
+            for value in values:
+                pairs.append((name, value))
         preflight = policies.cors is not None and policies.cors.isPreflight(
             request.method, pairs
         )
@@ -224,7 +234,6 @@ class ProxyResource(ReverseProxyResource):
                     return NOT_DONE_YET
                 body.limit = limit
         cors = policies.cors
-        origin = request.getHeader(b"Origin")
         if preflight:
             # Answered here, without bothering the backend.
             status, corsHeaders = cors.preflight(
@@ -241,11 +250,7 @@ class ProxyResource(ReverseProxyResource):
         if query is not None:
             target += b"?" + query
         proto = self._proto or (b"https" if request.isSecure() else b"http")
-        requestId = None
-        idHeaderName = server.request_id_header
-        if idHeaderName is not None:
-            idName = idHeaderName.lower().encode("ascii")
-            requestId = request.getHeader(idName)
+        if idName is not None:
             if requestId is None or not _REQUEST_ID.match(requestId):
                 # Generated when absent (or not a plain token), passed on,
                 # logged and returned.

@@ -188,6 +188,13 @@ class UpstreamConnection(Protocol):
             self._pool._release(self, self._parser.keepAlive)
 
     @property
+    def responseLength(self) -> Optional[int]:
+        """
+        The Content-Length framing the current response's body, if any.
+        """
+        return self._parser.length
+
+    @property
     def responseStarted(self) -> bool:
         """
         Whether any byte of the response to the current request arrived.
