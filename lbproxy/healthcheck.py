@@ -71,9 +71,14 @@ def probe_client(reactor, tlsPolicy=None):
         default (the system's trust store).
     """
     from treq.client import HTTPClient
-    from twisted.web.client import Agent, HTTPConnectionPool
+    from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
+
+    class QuietFactory(_HTTP11ClientFactory):
+        # Not two "Starting/Stopping factory" log lines per probe.
+        noisy = False
 
     pool = HTTPConnectionPool(reactor, persistent=False)
+    pool._factory = QuietFactory
     if tlsPolicy is None:
         return HTTPClient(Agent(reactor, pool=pool))
     return HTTPClient(Agent(reactor, contextFactory=tlsPolicy, pool=pool))
