@@ -237,3 +237,42 @@ class IdleConnectionTests(EdgeTestCase):
         finally:
             for sock in idle:
                 sock.close()
+
+
+class ProxyProtocolTests(EdgeTestCase):
+    def test_proxyProtocolV1(self) -> None:
+        """
+        With proxy_protocol = true, the client address a PROXY v1 header
+        names is the client: in X-Forwarded-For and the access log.
+        """
+        self.startProxy(
+            config(self.proxyPort, self.backendPort).replace(
+                "[server]\n", "[server]\nproxy_protocol = true\n"
+            ),
+            self.proxyPort,
+        )
+        response = exchange(
+            self.proxyPort,
+            b"PROXY TCP4 203.0.113.9 127.0.0.1 51000 80\r\n"
+            b"GET /echo HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        )
+        self.assertTrue(response.startswith(b"HTTP/1.1 200 "), response[:200])
+        self.assertIn(b'["X-Forwarded-For", "203.0.113.9"]', response)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "203.0.113.9 \"GET /echo" not in self.proxy.output():
+            time.sleep(0.05)
+        self.assertIn('203.0.113.9 "GET /echo HTTP/1.1" 200', self.proxy.output())
+
+    def test_withoutHeaderRefused(self) -> None:
+        """
+        A connection without the PROXY header is not served.
+        """
+        self.startProxy(
+            config(self.proxyPort, self.backendPort).replace(
+                "[server]\n", "[server]\nproxy_protocol = true\n"
+            ),
+            self.proxyPort,
+        )
+        response = exchange(self.proxyPort, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", timeout=3)
+        self.assertFalse(response.startswith(b"HTTP/1.1 200"), response[:200])
+        self.assertEqual(self.backendRequests(), [])
