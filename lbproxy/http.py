@@ -374,6 +374,16 @@ class ProxyChannel(GuardedChannel):
         if self.requests:
             self.requests[-1].expectContinue = True
 
+    def writeHeaders(self, version, code, reason, headers) -> None:
+        # One write of one joined buffer: Twisted's writes a sequence of a
+        # few dozen small pieces, each type-checked on its way.
+        parts = [version, b" ", code, b" ", reason, b"\r\n"]
+        for name, values in headers.getAllRawHeaders():
+            for value in values:
+                parts += (name, b": ", value, b"\r\n")
+        parts.append(b"\r\n")
+        self.transport.write(b"".join(parts))
+
     def resumeProducing(self) -> None:
         HTTPChannel.resumeProducing(self)
         if self._bodyPaused:
