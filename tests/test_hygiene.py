@@ -351,7 +351,8 @@ class ConnectionLimitTests(SynchronousTestCase):
         """
         config = dict(CONFIG, server={"max_connections": 2})
         proxy = ProxyHarness(config)
-        first, _second = proxy.client(), proxy.client()
+        first = proxy.client()
+        proxy.client()  # the second, held open
         third = proxy.client()
         self.assertTrue(third.received().startswith(b"HTTP/1.1 503 "))
         self.assertTrue(third.transport.disconnecting)
