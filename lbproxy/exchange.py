@@ -162,7 +162,7 @@ class Exchange:
             if conn is not None:
                 self._connected(conn)
                 return
-        d = self._connections.get(member.target, fresh=True)
+        d = self._connections.connect(member.target)
         self._connecting = d
         d.addCallbacks(self._connected, self._connectFailed)
         d.addErrback(self._internalError)

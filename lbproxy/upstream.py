@@ -282,21 +282,13 @@ class ConnectionPool:
                 return conn
         return None
 
-    def get(self, target: Target, fresh: bool = False) -> defer.Deferred:
+    def connect(self, target: Target) -> defer.Deferred:
         """
-        A connection to C{target}: an idle one if there is one (unless
-        C{fresh}), else a new one.
+        A new connection to C{target} (L{takeIdle} offers a kept-alive one).
 
         @return: a L{Deferred} firing with an L{UpstreamConnection}, or
             failing with L{ConnectTimeout} or the connect error.
         """
-        if not fresh:
-            conn = self.takeIdle(target)
-            if conn is not None:
-                return defer.succeed(conn)
-        return self._connect(target)
-
-    def _connect(self, target: Target) -> defer.Deferred:
         endpoint = self._endpointFactory(self._reactor, target, self.connectTimeout)
         d = endpoint.connect(_ConnectionFactory(self, target))
         self._pending.add(d)
