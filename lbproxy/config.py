@@ -31,6 +31,7 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 from twisted.internet.endpoints import serverFromString
 
+from lbproxy.balancing import BALANCERS
 from lbproxy.edgeconfig import (
     AccessConfig,
     CorsConfig,
@@ -60,7 +61,7 @@ __all__ = [
 ]
 
 #: The values accepted for C{pools.NAME.balance}.
-BALANCE_ALGORITHMS: Tuple[str, ...] = ("round_robin",)
+BALANCE_ALGORITHMS: Tuple[str, ...] = tuple(sorted(BALANCERS))
 
 _MAX_WEIGHT = 1000
 
