@@ -311,6 +311,15 @@ class ProxyChannel(GuardedChannel):
     """
 
     _bodyPaused = False
+    _host = None
+
+    def getHost(self):
+        # Asked for by every request (Request.__init__): one getsockname()
+        # per connection, not per request.
+        host = self._host
+        if host is None:
+            host = self._host = GuardedChannel.getHost(self)
+        return host
 
     def allHeadersReceived(self) -> None:
         GuardedChannel.allHeadersReceived(self)

@@ -443,3 +443,101 @@ class MoreHygieneTests(SynchronousTestCase):
         self.assertEqual(client.received(), b"")
         proxy.reactor.advance(1)
         self.assertTrue(client.received().startswith(b"HTTP/1.1 408 "))
+
+
+class QuickHeadTests(SynchronousTestCase):
+    """
+    A complete request head in one read is parsed in one pass
+    (L{lbproxy.hygiene.GuardedChannel._quickHead}); everything else goes
+    line by line. Both ways must accept and refuse the same requests and
+    forward the same bytes.
+    """
+
+    def sendInPieces(self, client, data: bytes) -> None:
+        for i in range(len(data)):
+            client.send(data[i : i + 1])
+
+    def test_malformedByteByByte(self):
+        """
+        Every malformed request is refused just the same when it arrives
+        one byte at a time (the line-by-line way) as in one read.
+        """
+        for name, data in MALFORMED.items():
+            proxy = ProxyHarness(CONFIG)
+            client = proxy.client()
+            self.sendInPieces(client, data)
+            self.assertTrue(client.received().startswith(b"HTTP/1.1 400 "), name)
+            self.assertTrue(client.transport.disconnecting, name)
+            self.assertEqual(proxy.backends, [], name)
+
+    def test_sameForwardedEitherWay(self):
+        """
+        The backend gets the same request whether the head came in one read
+        or byte by byte: repeated fields, odd capitalization and spaces
+        around values included.
+        """
+        head = (
+            b"GET /a/./b?q=1 HTTP/1.1\r\nhost: h\r\nX-Multi: 1\r\nx-multi:  2 \r\n"
+            b"Accept-Encoding:\tgzip\r\nX-Empty:\r\nCookie: a=b\r\nX-Request-Id: abc\r\n\r\n"
+        )
+        forwarded = []
+        for deliver in (lambda c: c.send(head), lambda c: self.sendInPieces(c, head)):
+            proxy = ProxyHarness(CONFIG)
+            deliver(proxy.client())
+            forwarded.append(proxy.accept().received())
+        self.assertEqual(forwarded[0], forwarded[1])
+        self.assertIn(b"GET /a/b?q=1 HTTP/1.1\r\n", forwarded[0])
+        self.assertIn(b"X-Multi: 1\r\n", forwarded[0])
+        self.assertIn(b"X-Multi: 2\r\n", forwarded[0])
+
+    def test_pipelinedInOneRead(self):
+        """
+        Several heads in one read are each taken in turn, in order, while
+        the first is still being answered.
+        """
+        proxy = ProxyHarness(CONFIG)
+        client = proxy.client()
+        client.send(b"".join(b"GET /%d HTTP/1.1\r\nHost: h\r\n\r\n" % (i,) for i in range(3)))
+        backend = proxy.accept()
+        for i in range(3):
+            self.assertTrue(backend.received().endswith(b"\r\n\r\n"))
+            self.assertIn(b"GET /%d " % (i,), backend.received())
+            backend.transport.clear()
+            backend.respond(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d" % (i,))
+        self.assertEqual(client.received().count(b"HTTP/1.1 200 OK"), 3)
+        self.assertTrue(client.received().endswith(b"\r\n\r\n2"))
+
+    def test_answeredAtOnceThenMore(self):
+        """
+        Requests answered without a backend (here 404s), many in one read,
+        are all answered; the connection stays open.
+        """
+        proxy = ProxyHarness(
+            {"pools": {"web": {"targets": ["10.1.0.1:80"]}},
+             "routes": [{"path": "/app", "pool": "web"}]}
+        )
+        client = proxy.client()
+        client.send(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n" * 50)
+        self.assertEqual(client.received().count(b"HTTP/1.1 404 "), 50)
+        self.assertFalse(client.transport.disconnecting)
+
+    def test_partialHeadThenRest(self):
+        """
+        A head split across reads is put together and forwarded once.
+        """
+        proxy = ProxyHarness(CONFIG)
+        client = proxy.client()
+        client.send(b"GET / HTTP/1.1\r\nHo")
+        client.send(b"st: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n")
+        backend = proxy.accept()
+        self.assertEqual(backend.received().count(b"GET / HTTP/1.1"), 1)
+
+    def test_bodyTakesLineByLineWay(self):
+        """
+        A head announcing a body is left to the line-by-line parser, which
+        frames it; the body is forwarded.
+        """
+        proxy = ProxyHarness(CONFIG)
+        client = proxy.client()
+        client.send(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello")
+        self.assertTrue(proxy.accept().received().endswith(b"\r\n\r\nhello"))
