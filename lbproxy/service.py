@@ -37,7 +37,7 @@ from lbproxy.workers import (
     HealthFeed,
     WorkerSupervisor,
     announce_ready,
-    bind_listener,
+    bind_listeners,
     parse_tcp_listen,
     state_line,
     worker_argv,
@@ -144,7 +144,7 @@ class ProxyService(MultiService):
         descriptions = list(config.server.listen)
         if config.tls is not None:
             descriptions += list(config.tls.listen)
-        self.sockets = ListeningSockets(descriptions)
+        self.sockets = ListeningSockets(descriptions, config.server.workers)
         self.sockets.setServiceParent(self)
         health = self.health
         self.supervisor = WorkerSupervisor(
@@ -212,15 +212,17 @@ class ListeningSockets(Service):
     a port in use stops start-up) and passed to every worker.
     """
 
-    def __init__(self, descriptions: Sequence[str]) -> None:
+    def __init__(self, descriptions: Sequence[str], workers: int = 1) -> None:
         self.descriptions = list(descriptions)
-        self.sockets: List = []
+        self.workers = workers
+        #: For each description, its sockets (L{bind_listeners}).
+        self.sockets: List[List] = []
 
     def privilegedStartService(self) -> None:
         Service.privilegedStartService(self)
         for description in self.descriptions:
             try:
-                self.sockets.append(bind_listener(description))
+                self.sockets.append(bind_listeners(description, self.workers))
             except OSError as e:
                 family, interface, port, _ = parse_tcp_listen(description)
                 raise CannotListenError(interface, port, e)

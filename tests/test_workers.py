@@ -62,8 +62,11 @@ class SupervisorTests(SynchronousTestCase):
             sock = socket.socket()
             self.addCleanup(sock.close)
             self.sockets.append(sock)
+        # Two addresses: the first with one socket per worker, the second
+        # with one socket shared by both.
         self.supervisor = WorkerSupervisor(
-            2, ["python", "-c", "run"], self.sockets, self.clock, self.spawn, env={},
+            2, ["python", "-c", "run"], [self.sockets, [self.sockets[0]]], self.clock,
+            self.spawn, env={},
             snapshot=lambda: [b"state\n"],
         )
         self.supervisor.startService()
@@ -82,9 +85,22 @@ class SupervisorTests(SynchronousTestCase):
         self.assertEqual(executable, "python")
         self.assertEqual(args[-4:], ["--listen-fds", "5,6", "--worker-index", "0"])
         self.assertEqual(childFDs[FIRST_LISTEN_FD], self.sockets[0].fileno())
-        self.assertEqual(childFDs[FIRST_LISTEN_FD + 1], self.sockets[1].fileno())
+        self.assertEqual(childFDs[FIRST_LISTEN_FD + 1], self.sockets[0].fileno())
         self.assertEqual(childFDs[HEALTH_FD], "w")
         self.assertEqual(process.written, [(HEALTH_FD, b"state\n")])
+
+    def test_socketPerWorker(self):
+        """
+        Where an address has a socket per worker, worker i gets the i-th;
+        a shared socket goes to every worker.
+        """
+        childFDs = self.spawn.calls[1][3]
+        self.assertEqual(childFDs[FIRST_LISTEN_FD], self.sockets[1].fileno())
+        self.assertEqual(childFDs[FIRST_LISTEN_FD + 1], self.sockets[0].fileno())
+        self.end(1)
+        self.clock.advance(60)
+        self.assertEqual(self.spawn.calls[-1][2][-1], "1")
+        self.assertEqual(self.spawn.calls[-1][3][FIRST_LISTEN_FD], self.sockets[1].fileno())
 
     def test_restartAfterCrash(self):
         """
