@@ -287,7 +287,7 @@ class ServerConfig:
     response_timeout: float = 30.0
     access_log: Optional[str] = "-"
     default_pool: Optional[str] = None
-    max_idle_per_target: int = 32
+    max_idle_per_target: int = 64
     idle_timeout: float = 60.0
     max_body_size: int = 1024 * 1024
     max_request_line: int = 8 * 1024

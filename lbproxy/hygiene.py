@@ -42,6 +42,7 @@ from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel, _DataLoss, _MalformedChunkedDataError
 
 from lbproxy.http1 import MAX_CHUNK_SIZE_DIGITS
+from lbproxy.writebatch import batch_writes
 
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 #: Characters allowed in a chunk extension (token, "=", quoted-string
@@ -217,6 +218,8 @@ class GuardedChannel(HTTPChannel):
     # Connection life ---------------------------------------------------------
 
     def connectionMade(self) -> None:
+        # Writes sent once per reactor turn (see lbproxy.writebatch).
+        batch_writes(self.transport)
         limits = self.limits
         # lbproxy's own limits decide; Twisted's must not trigger first.
         self.MAX_LENGTH = max(limits.max_request_line, limits.max_header_size)

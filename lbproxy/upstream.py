@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from lbproxy.config import Target
+from lbproxy.writebatch import batch_writes
 from lbproxy.http1 import LAST_CHUNK, ProtocolError, ResponseParser, chunk
 
 log = Logger()
@@ -92,6 +93,7 @@ class UpstreamConnection(Protocol):
 
     def connectionMade(self) -> None:
         self.connected = True
+        batch_writes(self.transport)
 
     # Sending -------------------------------------------------------------
 

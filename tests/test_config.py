@@ -269,7 +269,7 @@ class DefaultsTests(_Helpers):
         self.assertEqual(config.server.response_timeout, 30.0)
         self.assertEqual(config.server.access_log, "-")
         self.assertIsNone(config.server.default_pool)
-        self.assertEqual(config.server.max_idle_per_target, 32)
+        self.assertEqual(config.server.max_idle_per_target, 64)
         self.assertEqual(config.server.idle_timeout, 60.0)
         self.assertEqual(config.routes, ())
         self.assertEqual(config.demo, ())
