@@ -295,11 +295,6 @@ class Exchange:
         self.status = code
         request.setResponseCode(code, reason or None)
         out = request.responseHeaders
-        out.removeHeader(b"Server")
-        for name, value in headers:
-            if name.lower() == b"date":
-                out.removeHeader(b"Date")
-                break
         relayed = end_to_end(headers)
         if self._relay is not None:
             relayed = self._relay(relayed, self.target)

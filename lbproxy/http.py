@@ -231,7 +231,8 @@ class ProxyRequest(server.Request):
         What C{Request.requestReceived} and C{process} do, less what a
         proxy never uses: no query or form parsing into C{args}, no
         resource traversal (the site's resource answers every path), no
-        C{Server} header; C{Date} is formatted once a second.
+        C{Server} header; C{Date} is added when the response starts, if the
+        backend sent none (L{write}).
         """
         self.method, self.uri, self.clientproto = command, path, version
         self.path = path.split(b"?", 1)[0]
@@ -240,7 +241,6 @@ class ProxyRequest(server.Request):
         self.prepath = []
         self.postpath = []
         self.sitepath = []
-        self.responseHeaders.setRawHeaders(b"Date", [_httpDate(site.reactor.seconds())])
         if self.path == b"*":
             self._handleStar()
             return
@@ -248,6 +248,14 @@ class ProxyRequest(server.Request):
             self.render(site.resource)
         except BaseException:
             self.processingFailed(failure.Failure())
+
+    def write(self, data: bytes) -> None:
+        if not self.startedWriting and not self.responseHeaders.hasHeader(b"Date"):
+            # Formatted at most once a second; a backend's own Date is kept.
+            self.responseHeaders.setRawHeaders(
+                b"Date", [_httpDate(self.site.reactor.seconds())]
+            )
+        server.Request.write(self, data)
 
     @property
     def bodyComplete(self) -> bool:

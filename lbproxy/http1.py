@@ -9,7 +9,7 @@ no reactor, so every framing case is testable with plain byte strings.
 from __future__ import annotations
 
 import re
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 HeaderList = List[Tuple[bytes, bytes]]
 
@@ -305,17 +305,27 @@ def _statusLine(line: bytes) -> Tuple[bytes, int, bytes]:
     return parts[0], int(code), reason
 
 
+#: Header names already seen to be tokens (bounded): most responses
+#: repeat the same few names.
+_knownNames: Dict[bytes, bool] = {}
+_MAX_KNOWN_NAMES = 1000
+
+
 def _headerLines(lines: Sequence[bytes]) -> HeaderList:
     headers = []
+    known = _knownNames
     for raw in lines:
         line = raw.rstrip(b"\r")
         if not line:
             continue
-        if line[0] in b" \t":
-            raise ProtocolError("obsolete header line folding")
         name, sep, value = line.partition(b":")
-        if not sep or not name or not _TOKEN_CHARS.issuperset(name):
-            raise ProtocolError("invalid header line %r" % (line[:80],))
+        if not sep or name not in known:
+            if line[0] in b" \t":
+                raise ProtocolError("obsolete header line folding")
+            if not sep or not name or not _TOKEN_CHARS.issuperset(name):
+                raise ProtocolError("invalid header line %r" % (line[:80],))
+            if len(known) < _MAX_KNOWN_NAMES:
+                known[name] = True
         value = value.strip(b" \t")
         if b"\r" in value or b"\x00" in value:
             raise ProtocolError("invalid character in header %r" % (name,))

@@ -1061,6 +1061,16 @@ class HeadParsingTests(SynchronousTestCase):
                     b"HTTP/1.1 200 OK\r\nX-A: a\r\n" + fold + b"\r\nContent-Length: 0\r\n\r\n",
                 )
 
+    def test_knownNameWithoutColon(self) -> None:
+        """
+        A line that is only a header name already seen (and so not checked
+        again) is still an error: the colon is required.
+        """
+        parse(b"HTTP/1.1 200 OK\r\nX-Seen: 1\r\nContent-Length: 0\r\n\r\n")
+        self.assertRaises(
+            ProtocolError, parse, b"HTTP/1.1 200 OK\r\nX-Seen\r\nContent-Length: 0\r\n\r\n"
+        )
+
     def test_invalidHeaderLines(self) -> None:
         """
         Names with spaces or non-token bytes, empty names, lines without colon are errors.

@@ -245,6 +245,44 @@ class HeaderTests(SynchronousTestCase):
         self.assertEqual(self.proxy.pending(), ["10.1.0.2:8082"])
 
 
+class DateTests(SynchronousTestCase):
+    """
+    Every response has one Date: the backend's when it sent one, else
+    lbproxy's.
+    """
+
+    def setUp(self):
+        self.proxy = ProxyHarness(CONFIG)
+        self.proxy.reactor.advance(784111777)  # Sun, 06 Nov 1994 08:49:37 GMT
+
+    def dates(self, response: bytes):
+        return [line for line in header_lines(response) if line.lower().startswith(b"date:")]
+
+    def test_backendDateKept(self):
+        client = self.proxy.client()
+        client.send(b"GET / HTTP/1.1\r\nHost: www.mango.com\r\n\r\n")
+        self.proxy.accept().respond(
+            b"HTTP/1.1 200 OK\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\nContent-Length: 0\r\n\r\n"
+        )
+        self.assertEqual(self.dates(client.received()),
+                         [b"Date: Mon, 01 Jan 2001 00:00:00 GMT"])
+
+    def test_addedWhenMissing(self):
+        client = self.proxy.client()
+        client.send(b"GET / HTTP/1.1\r\nHost: www.mango.com\r\n\r\n")
+        self.proxy.accept().respond(OK)
+        self.assertEqual(self.dates(client.received()),
+                         [b"Date: Sun, 06 Nov 1994 08:49:37 GMT"])
+
+    def test_localAnswer(self):
+        client = self.proxy.client()
+        client.send(b"GET / HTTP/1.1\r\nHost: www.mango.com\r\n\r\n")
+        self.proxy.refuse()
+        self.proxy.refuse()
+        self.assertEqual(self.dates(client.received()),
+                         [b"Date: Sun, 06 Nov 1994 08:49:37 GMT"])
+
+
 class BodyTests(SynchronousTestCase):
     """
     Request bodies stream to the backend as they arrive, re-framed.
