@@ -18,12 +18,12 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.protocols.haproxy import proxyEndpoint
 from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
-
 from twisted.logger import Logger
 
 from lbproxy.accesslog import open_access_log
 from lbproxy.config import Config
 from lbproxy.demo import demoSite
+from lbproxy.gctuning import freeze_startup_objects
 from lbproxy.healthcheck import HealthChecker, probe_client
 from lbproxy.http import ProxySite
 from lbproxy.hygiene import ClientLimits
@@ -189,6 +189,9 @@ class ProxyService(MultiService):
 
     def startService(self) -> None:
         MultiService.startService(self)
+        # Everything built so far lives as long as the process: keep the
+        # collector from walking it again and again (see gctuning).
+        freeze_startup_objects()
         if self.role == "worker":
             announce_ready()
 
