@@ -74,7 +74,28 @@ class Options(usage.Options):
         return material
 
 
+def _restartForPyPy() -> None:
+    """
+    Under PyPy, start again with a larger GC nursery unless the environment
+    sets one (see L{lbproxy.gctuning}). Nothing is bound or written yet.
+    """
+    import os
+    import platform
+
+    from lbproxy.gctuning import pypy_restart
+
+    command = pypy_restart(
+        sys.argv, sys.executable, os.environ, platform.python_implementation() == "PyPy"
+    )
+    if command is not None:
+        executable, args, env = command
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(executable, args, env)
+
+
 def makeService(options: Options):
+    _restartForPyPy()
     from twisted.internet import reactor
 
     from lbproxy.service import ProxyService

@@ -8,7 +8,7 @@ import gc
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy.gctuning import freeze_startup_objects
+from lbproxy.gctuning import PYPY_NURSERY, freeze_startup_objects, pypy_restart
 
 
 class FakeGC:
@@ -52,3 +52,46 @@ class FreezeTests(SynchronousTestCase):
         self.addCleanup(gc.unfreeze)
         self.assertTrue(freeze_startup_objects())
         self.assertGreater(gc.get_freeze_count(), 0)
+
+
+class PyPyRestartTests(SynchronousTestCase):
+    def test_notPyPy(self) -> None:
+        self.assertIsNone(pypy_restart(["/v/bin/twistd", "-n"], "/v/bin/python", {}, False))
+
+    def test_alreadySet(self) -> None:
+        """
+        The operator's own value is kept: no restart.
+        """
+        self.assertIsNone(
+            pypy_restart(["/v/bin/twistd"], "/v/bin/pypy", {"PYPY_GC_NURSERY": "8MB"}, True)
+        )
+
+    def test_script(self) -> None:
+        """
+        Started as the twistd script: the same script and arguments, with
+        the nursery size added to the environment.
+        """
+        executable, args, env = pypy_restart(
+            ["/v/bin/twistd", "-n", "lbproxy", "--config", "c.toml"], "/v/bin/pypy",
+            {"PATH": "/bin"}, True,
+        )
+        self.assertEqual(executable, "/v/bin/pypy")
+        self.assertEqual(args, ["/v/bin/pypy", "/v/bin/twistd", "-n", "lbproxy", "--config", "c.toml"])
+        self.assertEqual(env, {"PATH": "/bin", "PYPY_GC_NURSERY": PYPY_NURSERY})
+
+    def test_module(self) -> None:
+        """
+        Started as C{python -m twisted}: again with C{-m twisted}.
+        """
+        executable, args, env = pypy_restart(
+            ["/v/lib/site-packages/twisted/__main__.py", "lbproxy"], "/v/bin/pypy", {}, True
+        )
+        self.assertEqual(args, ["/v/bin/pypy", "-m", "twisted", "lbproxy"])
+
+    def test_otherProgram(self) -> None:
+        """
+        A process that is not twistd (trial running these tests) is never
+        restarted.
+        """
+        for script in ["/v/bin/trial", "/v/lib/site-packages/twisted/trial/__main__.py"]:
+            self.assertIsNone(pypy_restart([script, "tests"], "/v/bin/pypy", {}, True))
