@@ -96,6 +96,7 @@ class BatchedWrites:
                 data
                 and self.connected
                 and not self.disconnecting
+                and not self._writeDisconnecting
                 and not self.TLS
                 and not self.dataBuffer
                 and not self._tempDataLen

@@ -130,3 +130,14 @@ class BatchedWritesTests(SynchronousTestCase):
         transport = StringTransport()
         self.assertFalse(batch_writes(transport))
         self.assertIs(type(transport), StringTransport)
+
+    def test_afterLoseWriteConnection(self) -> None:
+        """
+        After a half-close was asked for, writes go Twisted's way (which
+        decides what to do with them), never batched.
+        """
+        self.transport.write(b"before")
+        self.transport.loseWriteConnection()
+        self.assertEqual(self.transport._tempDataBuffer, [b"before"])
+        self.transport.write(b"after")
+        self.assertIsNone(self.transport._batch)
