@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import gc as _gc
 import os
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 #: The nursery size lbproxy starts PyPy with, unless told otherwise.
 PYPY_NURSERY = "64MB"
@@ -61,7 +61,11 @@ def freeze_startup_objects(gc=_gc) -> bool:
 
 
 def pypy_restart(
-    argv: Sequence[str], executable: str, environ: Mapping[str, str], isPyPy: bool
+    argv: Sequence[str],
+    executable: str,
+    environ: Mapping[str, str],
+    isPyPy: bool,
+    isfile: Callable[[str], bool] = os.path.isfile,
 ) -> Optional[Tuple[str, List[str], Dict[str, str]]]:
     """
     The command that starts this process again under PyPy with
@@ -72,9 +76,11 @@ def pypy_restart(
         (C{.../twisted/__main__.py} when started as C{python -m twisted});
         any other program is never restarted.
     @param executable: C{sys.executable}.
+    @param isfile: C{os.path.isfile}: a script that is not a file (twistd
+        started some other way) cannot be started again, so it is not.
     @return: C{(executable, arguments, environment)} for C{os.execve}.
     """
-    if not isPyPy or "PYPY_GC_NURSERY" in environ or not argv:
+    if not isPyPy or "PYPY_GC_NURSERY" in environ or not argv or not isfile(argv[0]):
         return None
     env = dict(environ)
     env["PYPY_GC_NURSERY"] = PYPY_NURSERY

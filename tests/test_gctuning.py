@@ -54,16 +54,20 @@ class FreezeTests(SynchronousTestCase):
         self.assertGreater(gc.get_freeze_count(), 0)
 
 
+def ALL(path: str) -> bool:
+    return True
+
+
 class PyPyRestartTests(SynchronousTestCase):
     def test_notPyPy(self) -> None:
-        self.assertIsNone(pypy_restart(["/v/bin/twistd", "-n"], "/v/bin/python", {}, False))
+        self.assertIsNone(pypy_restart(["/v/bin/twistd", "-n"], "/v/bin/python", {}, False, ALL))
 
     def test_alreadySet(self) -> None:
         """
         The operator's own value is kept: no restart.
         """
         self.assertIsNone(
-            pypy_restart(["/v/bin/twistd"], "/v/bin/pypy", {"PYPY_GC_NURSERY": "8MB"}, True)
+            pypy_restart(["/v/bin/twistd"], "/v/bin/pypy", {"PYPY_GC_NURSERY": "8MB"}, True, ALL)
         )
 
     def test_script(self) -> None:
@@ -73,7 +77,7 @@ class PyPyRestartTests(SynchronousTestCase):
         """
         executable, args, env = pypy_restart(
             ["/v/bin/twistd", "-n", "lbproxy", "--config", "c.toml"], "/v/bin/pypy",
-            {"PATH": "/bin"}, True,
+            {"PATH": "/bin"}, True, ALL,
         )
         self.assertEqual(executable, "/v/bin/pypy")
         self.assertEqual(args, ["/v/bin/pypy", "/v/bin/twistd", "-n", "lbproxy", "--config", "c.toml"])
@@ -84,7 +88,7 @@ class PyPyRestartTests(SynchronousTestCase):
         Started as C{python -m twisted}: again with C{-m twisted}.
         """
         executable, args, env = pypy_restart(
-            ["/v/lib/site-packages/twisted/__main__.py", "lbproxy"], "/v/bin/pypy", {}, True
+            ["/v/lib/site-packages/twisted/__main__.py", "lbproxy"], "/v/bin/pypy", {}, True, ALL
         )
         self.assertEqual(args, ["/v/bin/pypy", "-m", "twisted", "lbproxy"])
 
@@ -94,4 +98,13 @@ class PyPyRestartTests(SynchronousTestCase):
         restarted.
         """
         for script in ["/v/bin/trial", "/v/lib/site-packages/twisted/trial/__main__.py"]:
-            self.assertIsNone(pypy_restart([script, "tests"], "/v/bin/pypy", {}, True))
+            self.assertIsNone(pypy_restart([script, "tests"], "/v/bin/pypy", {}, True, ALL))
+
+    def test_notAFile(self) -> None:
+        """
+        twistd started from C{python -c} (its argv[0] set to "twistd", not a
+        file): it cannot be started again the same way, so it is not.
+        """
+        self.assertIsNone(
+            pypy_restart(["twistd", "lbproxy"], "/v/bin/pypy", {}, True, lambda path: False)
+        )
