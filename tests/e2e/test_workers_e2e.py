@@ -46,6 +46,28 @@ class WorkersTests(E2ETestCase):
         except OSError:
             return False
 
+    def startTwoWorkers(self) -> int:
+        """
+        lbproxy with workers = 2 in front of one demo backend, both workers
+        running; returns the port.
+        """
+        port, = freePorts(1)
+        backend = self.startDemo("b1")
+        self.startProxy(
+            f"""
+[server]
+listen = "tcp:{port}:interface=127.0.0.1"
+workers = 2
+default_pool = "web"
+
+[pools.web]
+targets = ["127.0.0.1:{backend}"]
+""",
+            port,
+        )
+        self.waitFor(lambda: len(self.workerPids()) == 2, "two workers")
+        return port
+
     def established(self, port: int) -> Set[str]:
         """
         The socket inodes of established TCP connections whose local port
@@ -79,21 +101,7 @@ class WorkersTests(E2ETestCase):
         """
         if not can_reuse_port():
             raise SkipTest("no SO_REUSEPORT balancing here")
-        port, = freePorts(1)
-        backend = self.startDemo("b1")
-        self.startProxy(
-            f"""
-[server]
-listen = "tcp:{port}:interface=127.0.0.1"
-workers = 2
-default_pool = "web"
-
-[pools.web]
-targets = ["127.0.0.1:{backend}"]
-""",
-            port,
-        )
-        self.waitFor(lambda: len(self.workerPids()) == 2, "two workers")
+        port = self.startTwoWorkers()
         clients = []
         try:
             for _ in range(40):
@@ -119,21 +127,7 @@ targets = ["127.0.0.1:{backend}"]
         the other keeps serving; SIGHUP reaches the workers without
         stopping them; SIGTERM stops them all.
         """
-        port, = freePorts(1)
-        backend = self.startDemo("b1")
-        self.startProxy(
-            f"""
-[server]
-listen = "tcp:{port}:interface=127.0.0.1"
-workers = 2
-default_pool = "web"
-
-[pools.web]
-targets = ["127.0.0.1:{backend}"]
-""",
-            port,
-        )
-        self.waitFor(lambda: len(self.workerPids()) == 2, "two workers")
+        port = self.startTwoWorkers()
         for _ in range(10):
             response = self.curl(port, "/")
             self.assertEqual(response.status, 200, response.describe() + self.diag())
