@@ -111,15 +111,20 @@ def _split_endpoint(description: str) -> List[str]:
     return parts
 
 
-def bind_listener(description: str, reusePort: bool = False) -> socket.socket:
+def bind_listener(
+    description: str, reusePort: bool = False, port: Optional[int] = None
+) -> socket.socket:
     """
     Bind and listen on a C{tcp:} endpoint's address, inheritable by child
     processes.
 
     @param reusePort: set C{SO_REUSEPORT}, so that more sockets can be
         bound to the same address (see L{bind_listeners}).
+    @param port: bind this port instead of the description's.
     """
-    family, interface, port, backlog = parse_tcp_listen(description)
+    family, interface, described, backlog = parse_tcp_listen(description)
+    if port is None:
+        port = described
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -156,11 +161,15 @@ def bind_listeners(description: str, count: int) -> List[socket.socket]:
     """
     if count <= 1 or not can_reuse_port():
         return [bind_listener(description)]
-    bind_listener(description).close()
+    if parse_tcp_listen(description)[2] != 0:
+        bind_listener(description).close()
     sockets: List[socket.socket] = []
     try:
-        for _ in range(count):
-            sockets.append(bind_listener(description, reusePort=True))
+        sockets.append(bind_listener(description, reusePort=True))
+        # Port 0: the others join the port the kernel chose for the first.
+        port = sockets[0].getsockname()[1]
+        for _ in range(count - 1):
+            sockets.append(bind_listener(description, reusePort=True, port=port))
     except BaseException:
         for sock in sockets:
             sock.close()

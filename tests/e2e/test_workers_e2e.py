@@ -184,6 +184,15 @@ class ReusePortTests(TestCase):
         port = holder.getsockname()[1]
         self.assertRaises(OSError, bind_listeners, f"tcp:{port}:interface=127.0.0.1", 2)
 
+    def test_anyPort(self) -> None:
+        """
+        Port 0: every worker's socket is on the one port the kernel chose.
+        """
+        sockets = bind_listeners("tcp:0:interface=127.0.0.1", 3)
+        for sock in sockets:
+            self.addCleanup(sock.close)
+        self.assertEqual(len({sock.getsockname()[1] for sock in sockets}), 1)
+
     def test_oneWorker(self) -> None:
         """
         One worker: one ordinary socket.
