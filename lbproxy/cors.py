@@ -27,8 +27,9 @@ headers to add to the backend's response.
 
 from __future__ import annotations
 
-import re
 from typing import Iterable, List, Optional, Sequence, Tuple
+
+from lbproxy.http1 import is_token
 
 __all__ = ["CORS_HEADERS", "CorsPolicy", "SAFELISTED_METHODS"]
 
@@ -50,7 +51,6 @@ CORS_HEADERS = frozenset(
 #: Methods a browser sends cross-origin without a preflight.
 SAFELISTED_METHODS = (b"GET", b"HEAD", b"POST")
 
-_TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _PREFLIGHT_VARY = (
     b"Vary",
     b"Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
@@ -184,7 +184,7 @@ class CorsPolicy:
         if not self.allowsOrigin(origin):
             return denied
         method = requestMethod.strip(b" \t")
-        if not _TOKEN.match(method):
+        if not is_token(method):
             return denied
         if not self._anyMethod and method not in self._methods:
             return denied
@@ -194,7 +194,7 @@ class CorsPolicy:
                 name = item.strip(b" \t")
                 if not name:
                     continue
-                if not _TOKEN.match(name):
+                if not is_token(name):
                     return denied
                 lower = name.lower()
                 if lower in self._headers:

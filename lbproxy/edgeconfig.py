@@ -29,6 +29,7 @@ from lbproxy.access import AccessPolicy, BasicAuth, compile_network
 from lbproxy.clientaddr import ClientAddressResolver
 from lbproxy.cors import CorsPolicy
 from lbproxy.headerrules import HeaderRules, Template, header_name
+from lbproxy.http1 import is_token
 from lbproxy.passwd import parse_hash
 from lbproxy.ratelimit import RateLimiter
 
@@ -83,7 +84,6 @@ _HEADER_RULE_KEYS = (
     "response_set",
 )
 
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _ORIGIN = re.compile(
     r"^([a-z][a-z0-9+.-]*)://(\[[^\]/]*\]|[^/:?#\[\]@]*)(?::([0-9]*))?(.*)$", re.DOTALL
 )
@@ -298,7 +298,7 @@ def _method(fail: Fail, wildcard: bool = False) -> Callable[[str, str], str]:
     def check(text: str, item_key: str) -> str:
         if wildcard and text == "*":
             return text
-        if not _TOKEN.match(text):
+        if not is_token(text):
             raise fail(
                 item_key,
                 f"invalid method {_quote(text)} (a method is a token: letters, "
@@ -319,7 +319,7 @@ def _header(fail: Fail, wildcard: bool = False) -> Callable[[str, str], str]:
     def check(text: str, item_key: str) -> str:
         if wildcard and text == "*":
             return text
-        if not _TOKEN.match(text):
+        if not is_token(text):
             raise fail(
                 item_key,
                 f"invalid header name {_quote(text)} (letters, digits and "

@@ -28,6 +28,8 @@ import os
 import re
 from typing import Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+from lbproxy.http1 import is_token
+
 __all__ = [
     "HeaderRules",
     "MANAGED_HEADERS",
@@ -44,7 +46,6 @@ VARIABLES = frozenset(
     ["client_ip", "request_id", "host", "scheme", "method", "path", "pool", "target"]
 )
 
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 #: Headers lbproxy writes itself (framing and hop-by-hop, RFC 9110 7.6.1):
 #: no rule may name them.
@@ -182,7 +183,7 @@ def header_name(name: str) -> bytes:
     @raise ValueError: Unless C{name} is an RFC 9110 token, or when it is
         one of L{MANAGED_HEADERS}.
     """
-    if not _TOKEN.match(name):
+    if not is_token(name):
         raise ValueError(
             f"invalid header name {name!r} (letters, digits and !#$%&'*+-.^_`|~ only)"
         )

@@ -9,7 +9,7 @@ no reactor, so every framing case is testable with plain byte strings.
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 HeaderList = List[Tuple[bytes, bytes]]
 
@@ -18,10 +18,9 @@ MAX_HEAD = 64 * 1024
 #: Most digits a chunk-size line may have (16 hex digits is 2**64).
 MAX_CHUNK_SIZE_DIGITS = 16
 
-_TOKEN_CHARS = frozenset(
-    b"!#$%&'*+-.^_`|~0123456789"
-    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-)
+#: A token (RFC 9110 5.6.2): methods, header names, coding names. "\\Z",
+#: not "$", which would also match before a trailing newline.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _HEAD_END = re.compile(b"\n\r?\n")
 
@@ -305,27 +304,47 @@ def _statusLine(line: bytes) -> Tuple[bytes, int, bytes]:
     return parts[0], int(code), reason
 
 
-#: Header names already seen to be tokens (bounded): most responses
-#: repeat the same few names.
-_knownNames: Dict[bytes, bool] = {}
+def is_token(value: Union[bytes, str]) -> bool:
+    """
+    Whether C{value} is an RFC 9110 token (a method, a header name): one or
+    more of letters, digits and C{!#$%&'*+-.^_`|~}, nothing else.
+    """
+    if isinstance(value, str):
+        value = value.encode("ascii", "replace")
+    return _TOKEN.match(value) is not None
+
+
+#: Header names already seen to be tokens, with their lower-case forms
+#: (bounded): requests and responses repeat the same few names.
+_knownNames: Dict[bytes, bytes] = {}
 _MAX_KNOWN_NAMES = 1000
+
+
+def header_name_lower(name: bytes) -> Optional[bytes]:
+    """
+    The lower-case form of a header name, or L{None} if it is not a token.
+    """
+    lower = _knownNames.get(name)
+    if lower is None:
+        if _TOKEN.match(name) is None:
+            return None
+        lower = name.lower()
+        if len(_knownNames) < _MAX_KNOWN_NAMES:
+            _knownNames[name] = lower
+    return lower
 
 
 def _headerLines(lines: Sequence[bytes]) -> HeaderList:
     headers = []
-    known = _knownNames
     for raw in lines:
         line = raw.rstrip(b"\r")
         if not line:
             continue
         name, sep, value = line.partition(b":")
-        if not sep or name not in known:
+        if not sep or header_name_lower(name) is None:
             if line[0] in b" \t":
                 raise ProtocolError("obsolete header line folding")
-            if not sep or not name or not _TOKEN_CHARS.issuperset(name):
-                raise ProtocolError("invalid header line %r" % (line[:80],))
-            if len(known) < _MAX_KNOWN_NAMES:
-                known[name] = True
+            raise ProtocolError("invalid header line %r" % (line[:80],))
         value = value.strip(b" \t")
         if b"\r" in value or b"\x00" in value:
             raise ProtocolError("invalid character in header %r" % (name,))

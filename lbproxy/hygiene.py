@@ -41,7 +41,7 @@ from twisted.internet.error import ConnectionLost
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel, _DataLoss, _MalformedChunkedDataError
 
-from lbproxy.http1 import MAX_CHUNK_SIZE_DIGITS
+from lbproxy.http1 import MAX_CHUNK_SIZE_DIGITS, header_name_lower, is_token
 from lbproxy.writebatch import batch_writes
 
 _HEX = frozenset(b"0123456789abcdefABCDEF")
@@ -52,14 +52,10 @@ _EXT_FORBIDDEN = frozenset(range(0, 32)) - {9} | {127}
 MAX_TRAILERS = 16 * 1024
 
 # For the one-pass parse of common request heads (GuardedChannel._quickHead).
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _VISIBLE = re.compile(rb"[\x21-\x7e]+\Z")
 #: Heads with these take the line-by-line path: they frame a body or ask
 #: for 100 Continue.
 _SLOW_PATH_HEADERS = frozenset([b"content-length", b"transfer-encoding", b"expect"])
-#: Header names seen valid, with their lower-case forms (bounded).
-_knownNames: dict = {}
-_MAX_KNOWN_NAMES = 1000
 
 
 @dataclass(frozen=True)
@@ -382,23 +378,18 @@ class GuardedChannel(HTTPChannel):
         method, target, version = parts
         if (
             (version != b"HTTP/1.1" and version != b"HTTP/1.0")
-            or _TOKEN.match(method) is None
+            or not is_token(method)
             or _VISIBLE.match(target) is None
         ):
             return None
-        known = _knownNames
         pairs = []
         for line in lines[1:]:
             name, colon, value = line.partition(b":")
-            lower = known.get(name)
+            # Also refuses a name with spaces (before the colon, or a folded
+            # line) and a line without a colon.
+            lower = header_name_lower(name) if colon else None
             if lower is None:
-                # Also refuses a name with spaces (before the colon, or a
-                # folded line) and a line without a colon.
-                if not colon or _TOKEN.match(name) is None:
-                    return None
-                lower = name.lower()
-                if len(known) < _MAX_KNOWN_NAMES:
-                    known[name] = lower
+                return None
             if lower in _SLOW_PATH_HEADERS:
                 return None
             value = value.strip(b" \t")

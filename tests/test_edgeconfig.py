@@ -307,6 +307,7 @@ class AccessTests(EdgeConfigTestCase):
         self.assertError(p, {"methods": ["GET", "get"]}, f"{at}.methods[1]", 'did you mean "GET"?', at)
         self.assertError(p, {"methods": ["GE T"]}, f"{at}.methods[0]", "invalid method", at)
         self.assertError(p, {"methods": [""]}, f"{at}.methods[0]", "invalid method", at)
+        self.assertError(p, {"methods": ["GET\n"]}, f"{at}.methods[0]", "invalid method", at)
         self.assertError(p, {"methods": ["GET", "GET"]}, f"{at}.methods[1]", "listed twice", at)
         self.assertError(p, {"methods": []}, f"{at}.methods", "must not be empty", at)
 

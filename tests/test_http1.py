@@ -15,6 +15,8 @@ from lbproxy.http1 import (
     ResponseParser,
     chunk,
     content_length,
+    header_name_lower,
+    is_token,
     request_head,
 )
 
@@ -1327,3 +1329,27 @@ class ConnectionReuseTests(SynchronousTestCase):
         parser, handler = parse(b"HTTP/1.1 100 Continue\r\n\r\n")
         self.assertTrue(parser.started)
         self.assertEqual(handler.events, [])
+
+
+class TokenTests(SynchronousTestCase):
+    """
+    Tests for L{is_token} and L{header_name_lower}.
+    """
+
+    def test_tokens(self) -> None:
+        for value in [b"GET", b"X-Request-Id", b"!#$%&'*+-.^_`|~09az", "PATCH"]:
+            self.assertTrue(is_token(value), value)
+
+    def test_notTokens(self) -> None:
+        """
+        Empty, spaces, separators, non-ASCII and a trailing newline are not
+        tokens.
+        """
+        for value in [b"", b"G T", b"X:", b"X\n", "X\n", b"\xe9", "X\u00e9", b"a\x00"]:
+            self.assertFalse(is_token(value), value)
+
+    def test_headerNameLower(self) -> None:
+        self.assertEqual(header_name_lower(b"X-Seen-Name"), b"x-seen-name")
+        self.assertEqual(header_name_lower(b"X-Seen-Name"), b"x-seen-name")
+        self.assertIsNone(header_name_lower(b"X Bad"))
+        self.assertIsNone(header_name_lower(b"X-Bad\n"))
