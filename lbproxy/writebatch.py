@@ -84,6 +84,8 @@ class BatchedWrites:
     """
 
     _batch: Optional[List[bytes]] = None
+    #: The reactor's L{TurnFlusher}, set by L{batch_writes}.
+    _flusher: TurnFlusher
 
     def write(self, data: bytes) -> None:
         batch = self._batch
@@ -102,7 +104,7 @@ class BatchedWrites:
                 and not self._tempDataLen
             ):
                 self._batch = [data]
-                flusher_for(self.reactor).add(self)
+                self._flusher.add(self)
                 return
         # Not bytes (Twisted raises its TypeError), or already queued.
         super().write(data)  # type: ignore[misc]
@@ -169,15 +171,16 @@ def batch_writes(transport) -> bool:
     @return: whether a transport was changed.
     """
     for candidate in (transport, getattr(transport, "transport", None)):
+        if isinstance(candidate, BatchedWrites):
+            return True
         cls = type(candidate)
-        if cls in (tcp.Server, tcp.Client) or cls in _batchedClasses:
+        if cls in (tcp.Server, tcp.Client):
             batched = _batchedClasses.get(cls)
             if batched is None:
                 batched = _batchedClasses[cls] = type("Batched" + cls.__name__, (BatchedWrites, cls), {})
-                _batchedClasses[batched] = batched
-            if cls is not batched:
-                # The same object, with the write methods above: its state
-                # (socket, buffers, producer) is untouched.
-                candidate.__class__ = batched
+            # The same object, with the write methods above: its state
+            # (socket, buffers, producer) is untouched.
+            candidate.__class__ = batched
+            candidate._flusher = flusher_for(candidate.reactor)
             return True
     return False

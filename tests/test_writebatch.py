@@ -141,3 +141,11 @@ class BatchedWritesTests(SynchronousTestCase):
         self.assertEqual(self.transport._tempDataBuffer, [b"before"])
         self.transport.write(b"after")
         self.assertIsNone(self.transport._batch)
+
+    def test_twice(self) -> None:
+        """
+        A transport already batched stays as it is.
+        """
+        cls = type(self.transport)
+        self.assertTrue(batch_writes(self.transport))
+        self.assertIs(type(self.transport), cls)
