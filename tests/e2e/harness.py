@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from bench.harness import free_ports, port_is_open
 from lbproxy.demo import CHUNK_SIZE, patternBytes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -39,32 +39,9 @@ STOP_TIMEOUT = 5.0
 OUTPUT_TAIL = 6000
 
 
-def freePorts(count: int) -> List[int]:
-    """
-    Ports on 127.0.0.1 that nothing listens on right now, found by binding
-    port 0 (all sockets held until every port is picked, so they differ).
-    """
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def portIsOpen(port: int) -> bool:
-    """
-    Whether something accepts TCP connections on 127.0.0.1:C{port}.
-    """
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+# The benchmark's helpers (tests may import the bench; not the reverse).
+freePorts = free_ports
+portIsOpen = port_is_open
 
 
 def twistdCommand() -> List[str]:
