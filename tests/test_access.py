@@ -1,5 +1,5 @@
 """
-Tests for L{lbproxy.access} and L{lbproxy.passwd}.
+Tests for L{lbproxy.policy.access} and L{lbproxy.policy.passwd}.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import List, Optional
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy import access, passwd
-from lbproxy.access import (
+from lbproxy.policy import access, passwd
+from lbproxy.policy.access import (
     AccessPolicy,
     BasicAuth,
     Denial,
@@ -22,7 +22,7 @@ from lbproxy.access import (
     compile_network,
     parse_ip,
 )
-from lbproxy.passwd import (
+from lbproxy.policy.passwd import (
     MIN_ITERATIONS,
     PasswordHash,
     hash_password,
@@ -553,7 +553,7 @@ class BasicAuthTests(SynchronousTestCase):
 
 class PasswordHashTests(SynchronousTestCase):
     """
-    Tests for L{lbproxy.passwd}'s hashing.
+    Tests for L{lbproxy.policy.passwd}'s hashing.
     """
 
     def test_format(self) -> None:
@@ -631,7 +631,7 @@ class TTY(io.StringIO):
 
 class PasswdMainTests(SynchronousTestCase):
     """
-    Tests for C{python -m lbproxy.passwd} (L{passwd.main}).
+    Tests for C{python -m lbproxy.policy.passwd} (L{passwd.main}).
     """
 
     def main(self, argv: List[str], stdin: io.StringIO, answers: Optional[List[str]] = None):

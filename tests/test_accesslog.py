@@ -1,5 +1,5 @@
 """
-Tests for L{lbproxy.accesslog}.
+Tests for L{lbproxy.observe.accesslog}.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Optional
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy.accesslog import AccessLog, format_line, open_access_log
+from lbproxy.observe.accesslog import AccessLog, format_line, open_access_log
 
 
 def line(

@@ -1,5 +1,5 @@
 """
-Tests for L{lbproxy.balancing}.
+Tests for L{lbproxy.balance.pool}.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import List, Optional
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy.balancing import Member, Pool
+from lbproxy.balance.pool import Member, Pool
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
 """
-Tests for L{lbproxy.clientaddr}.
+Tests for L{lbproxy.policy.clientaddr}.
 """
 
 from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy.clientaddr import MAX_HOPS, ClientAddressResolver
+from lbproxy.policy.clientaddr import MAX_HOPS, ClientAddressResolver
 
 TRUSTED = ["10.0.0.0/8", "2001:db8:ffff::/48"]
 

@@ -1,12 +1,12 @@
 """
-Tests for L{lbproxy.cors}.
+Tests for L{lbproxy.policy.cors}.
 """
 
 from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy.cors import CorsPolicy
+from lbproxy.policy.cors import CorsPolicy
 
 APP = b"https://app.example"
 PREFLIGHT_VARY = (

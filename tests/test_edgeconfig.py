@@ -1,5 +1,5 @@
 """
-Tests for L{lbproxy.edgeconfig}.
+Tests for L{lbproxy.config.edge}.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy.access import AccessPolicy
-from lbproxy.clientaddr import ClientAddressResolver
+from lbproxy.policy.access import AccessPolicy
+from lbproxy.policy.clientaddr import ClientAddressResolver
 from lbproxy.config import ConfigError
-from lbproxy.cors import CorsPolicy
-from lbproxy.edgeconfig import (
+from lbproxy.policy.cors import CorsPolicy
+from lbproxy.config.edge import (
     AccessConfig,
     BasicAuthConfig,
     CorsConfig,
@@ -34,9 +34,9 @@ from lbproxy.edgeconfig import (
     parse_rate_limit,
     parse_trusted_proxies,
 )
-from lbproxy.headerrules import HeaderRules
-from lbproxy.passwd import MIN_ITERATIONS, hash_password
-from lbproxy.ratelimit import RateLimiter
+from lbproxy.policy.headerrules import HeaderRules
+from lbproxy.policy.passwd import MIN_ITERATIONS, hash_password
+from lbproxy.policy.ratelimit import RateLimiter
 
 ALICE = hash_password("wonderland", MIN_ITERATIONS, salt=b"alice-salt-16-by")
 

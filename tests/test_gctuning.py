@@ -1,5 +1,5 @@
 """
-Tests for L{lbproxy.gctuning}.
+Tests for L{lbproxy.app.gctuning}.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import gc
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy.gctuning import PYPY_NURSERY, freeze_startup_objects, pypy_restart
+from lbproxy.app.gctuning import PYPY_NURSERY, freeze_startup_objects, pypy_restart
 
 
 class FakeGC:

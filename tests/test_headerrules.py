@@ -1,5 +1,5 @@
 """
-Tests for L{lbproxy.headerrules}.
+Tests for L{lbproxy.policy.headerrules}.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy.headerrules import HeaderRules, Template, VARIABLES, new_request_id
+from lbproxy.policy.headerrules import HeaderRules, Template, VARIABLES, new_request_id
 
 VARS = {
     "client_ip": b"192.0.2.7",

@@ -1,12 +1,12 @@
 """
-Tests for L{lbproxy.headers}.
+Tests for L{lbproxy.policy.headers}.
 """
 
 from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy.headers import connection_tokens, end_to_end, forwarded_request_headers
+from lbproxy.policy.headers import connection_tokens, end_to_end, forwarded_request_headers
 
 
 class ConnectionTokensTests(SynchronousTestCase):

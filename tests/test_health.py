@@ -1,5 +1,5 @@
 """
-Tests for L{lbproxy.health}: the per-target health state machine, driven
+Tests for L{lbproxy.health.state}: the per-target health state machine, driven
 with explicit times and no reactor.
 """
 
@@ -10,7 +10,7 @@ from typing import Optional
 from twisted.trial.unittest import SynchronousTestCase
 
 from lbproxy.config import HealthConfig
-from lbproxy.health import DOWN, DRAINING, UP, Change, TargetHealth
+from lbproxy.health.state import DOWN, DRAINING, UP, Change, TargetHealth
 
 REFUSED = "connection refused"
 

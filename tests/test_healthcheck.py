@@ -17,8 +17,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from lbproxy.config import parse_config
-from lbproxy.healthcheck import HealthChecker
-from lbproxy.runtime import Runtime
+from lbproxy.health.checker import HealthChecker
+from lbproxy.runtime.snapshot import Runtime
 from lbproxy.testing import ProxyHarness
 
 ADDRESSES = ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]

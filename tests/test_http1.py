@@ -1,5 +1,5 @@
 """
-Tests for L{lbproxy.http1}.
+Tests for L{lbproxy.wire.http1}.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Iterator, List, Tuple
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy.http1 import (
+from lbproxy.wire.http1 import (
     LAST_CHUNK,
     MAX_HEAD,
     ProtocolError,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy.hygiene import StrictChunkedDecoder
+from lbproxy.frontend.hygiene import StrictChunkedDecoder
 from lbproxy.testing import ProxyHarness
 
 CONFIG = {
@@ -448,7 +448,7 @@ class MoreHygieneTests(SynchronousTestCase):
 class QuickHeadTests(SynchronousTestCase):
     """
     A complete request head in one read is parsed in one pass
-    (L{lbproxy.hygiene.GuardedChannel._quickHead}); everything else goes
+    (L{lbproxy.frontend.hygiene.GuardedChannel._quickHead}); everything else goes
     line by line. Both ways must accept and refuse the same requests and
     forward the same bytes.
     """

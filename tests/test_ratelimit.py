@@ -1,12 +1,12 @@
 """
-Tests for L{lbproxy.ratelimit}.
+Tests for L{lbproxy.policy.ratelimit}.
 """
 
 from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy.ratelimit import RateLimiter, retry_after
+from lbproxy.policy.ratelimit import RateLimiter, retry_after
 
 
 class RateLimiterTests(SynchronousTestCase):

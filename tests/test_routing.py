@@ -1,5 +1,5 @@
 """
-Tests for L{lbproxy.routing}.
+Tests for L{lbproxy.runtime.routing}.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Optional
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy.routing import RouteTable, normalize_host, normalize_path, strip_prefix
+from lbproxy.runtime.routing import RouteTable, normalize_host, normalize_path, strip_prefix
 
 
 @dataclass(frozen=True)

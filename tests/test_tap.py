@@ -13,9 +13,9 @@ from twisted.application.service import IServiceMaker
 from twisted.trial.unittest import SynchronousTestCase
 
 from lbproxy.demo import demoSite
-from lbproxy.http import ProxySite
-from lbproxy.service import ProxyService
-from lbproxy.tap import Options
+from lbproxy.frontend.http import ProxySite
+from lbproxy.app.service import ProxyService
+from lbproxy.app.tap import Options
 
 GOOD = """
 [server]
@@ -54,13 +54,13 @@ class OptionsTests(SynchronousTestCase):
 
     def test_plugin(self):
         """
-        twistd finds the lbproxy plugin, pointing at lbproxy.tap.
+        twistd finds the lbproxy plugin, pointing at lbproxy.app.tap.
         """
         import twisted.plugins
 
         makers = {p.tapname: p for p in getPlugins(IServiceMaker, twisted.plugins)}
         self.assertIn("lbproxy", makers)
-        self.assertEqual(makers["lbproxy"].module, "lbproxy.tap")
+        self.assertEqual(makers["lbproxy"].module, "lbproxy.app.tap")
 
     def test_loadsConfig(self):
         """
@@ -163,7 +163,7 @@ class ListenErrorTests(SynchronousTestCase):
 
         from twisted.internet.error import CannotListenError
 
-        from lbproxy.service import listen_error
+        from lbproxy.app.service import listen_error
 
         error = CannotListenError("127.0.0.1", 8080, OSError(98, "Address already in use"))
         self.assertEqual(

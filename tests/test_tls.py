@@ -19,15 +19,15 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from lbproxy.certs import CertificateError, ensure_self_signed, load_pair
+from lbproxy.tls.certs import CertificateError, ensure_self_signed, load_pair
 from lbproxy.config import ConfigError, parse_config
-from lbproxy.http import ProxySite
-from lbproxy.redirect import RedirectResource, https_location
-from lbproxy.service import ProxyService
-from lbproxy.signals import SignalService
-from lbproxy.sni import CertificateNames, SNIMap, misdirected
-from lbproxy.tap import Options
-from lbproxy.tls import (
+from lbproxy.frontend.http import ProxySite
+from lbproxy.tls.redirect import RedirectResource, https_location
+from lbproxy.app.service import ProxyService
+from lbproxy.app.signals import SignalService
+from lbproxy.tls.sni import CertificateNames, SNIMap, misdirected
+from lbproxy.app.tap import Options
+from lbproxy.tls.edge import (
     CIPHERS,
     CertificateReloader,
     ServerTLS,
@@ -36,7 +36,7 @@ from lbproxy.tls import (
     load_tls_material,
     server_context,
 )
-from lbproxy.tlstesting import PKI, Recorder, connectTLS, sanNames, tlsFactory
+from lbproxy.testing.tls import PKI, Recorder, connectTLS, sanNames, tlsFactory
 
 DAY = datetime.timedelta(days=1)
 
@@ -238,7 +238,7 @@ class LoadTests(SynchronousTestCase):
         A certificate OpenSSL refuses (a 1024-bit RSA key at its default
         security level) stops start-up with OpenSSL's reason.
         """
-        from lbproxy.certs import _leaf, certificate_pem, key_pem
+        from lbproxy.tls.certs import _leaf, certificate_pem, key_pem
 
         small = rsa.generate_private_key(65537, 1024)
         cert = _leaf(["a.example"], small, self.pki.authority.certificate.subject,
@@ -454,7 +454,7 @@ class ReloadTests(SynchronousTestCase):
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         self.assertFalse(self.reloader.reload())
-        messages = [formatEvent(e) for e in events if e.get("log_namespace") == "lbproxy.tls"]
+        messages = [formatEvent(e) for e in events if e.get("log_namespace") == "lbproxy.tls.edge"]
         self.assertEqual(len(messages), 1, messages)
         self.assertIn("certificate reload failed, keeping the current certificates", messages[0])
         self.assertIn("does not belong to the certificate", messages[0])

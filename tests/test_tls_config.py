@@ -11,7 +11,7 @@ import os
 from twisted.trial.unittest import SynchronousTestCase
 
 from lbproxy.config import ConfigError, Target, parse_config
-from lbproxy.tlsconfig import TLSConfig, UpstreamTLS, endpoint_port
+from lbproxy.config.tls import TLSConfig, UpstreamTLS, endpoint_port
 
 BASE = {"pools": {"p": {"targets": ["127.0.0.1:8081"]}}}
 CERT = {"cert": "certs/a.pem", "key": "certs/a-key.pem"}

@@ -11,11 +11,11 @@ from OpenSSL import SSL
 from twisted.internet.ssl import Certificate, CertificateOptions, optionsForClientTLS
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy import http
+from lbproxy.frontend import http
 from lbproxy.config import parse_config
 from lbproxy.testing import Client, ProxyHarness
-from lbproxy.tls import TLSEdge, load_tls_material
-from lbproxy.tlstesting import PKI, H2Client, Recorder, connectTLS, sanNames, tlsFactory
+from lbproxy.tls.edge import TLSEdge, load_tls_material
+from lbproxy.testing.tls import PKI, H2Client, Recorder, connectTLS, sanNames, tlsFactory
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
 
@@ -621,7 +621,7 @@ class HandshakeTimeoutTests(TLSProxyTestCase):
         """
         from twisted.test.iosim import FakeTransport
 
-        from lbproxy.tlstesting import CLIENT_ADDRESS, SERVER_ADDRESS
+        from lbproxy.testing.tls import CLIENT_ADDRESS, SERVER_ADDRESS
 
         protocol = self.factory.buildProtocol(CLIENT_ADDRESS)
         transport = FakeTransport(protocol, isServer=True, hostAddress=SERVER_ADDRESS,

@@ -11,12 +11,12 @@ from OpenSSL import SSL, crypto
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy.certs import load_pair
+from lbproxy.tls.certs import load_pair
 from lbproxy.config import parse_config
 from lbproxy.testing import ProxyHarness
-from lbproxy.tls import ServerTLS, ServerCertificates, load_tls_material, server_context
-from lbproxy.tlstesting import PKI, Recorder, connectTLS, tlsFactory
-from lbproxy.upstream_tls import UpstreamEndpoints
+from lbproxy.tls.edge import ServerTLS, ServerCertificates, load_tls_material, server_context
+from lbproxy.testing.tls import PKI, Recorder, connectTLS, tlsFactory
+from lbproxy.upstream.tls import UpstreamEndpoints
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
 

@@ -12,10 +12,10 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy.balancing import Pool
+from lbproxy.balance.pool import Pool
 from lbproxy.config import HealthConfig, Target
-from lbproxy.health import TargetHealth
-from lbproxy.workers import (
+from lbproxy.health.state import TargetHealth
+from lbproxy.app.workers import (
     FIRST_LISTEN_FD,
     HEALTH_FD,
     READY_FD,

@@ -1,5 +1,5 @@
 """
-Tests for L{lbproxy.writebatch}: a Twisted TCP transport over one end of a
+Tests for L{lbproxy.frontend.writebatch}: a Twisted TCP transport over one end of a
 socket pair (no network), on a memory reactor whose clock decides when a
 turn ends.
 """
@@ -15,7 +15,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy.writebatch import BatchedWrites, batch_writes
+from lbproxy.frontend.writebatch import BatchedWrites, batch_writes
 
 
 class Recorder(Protocol):

@@ -18,7 +18,7 @@ from typing import List
 
 from twisted.trial.unittest import SkipTest
 
-from lbproxy.tlstesting import PKI
+from lbproxy.testing.tls import PKI
 from tests.e2e.harness import (
     REPO_ROOT,
     E2ETestCase,

@@ -14,7 +14,7 @@ from typing import List, Set
 
 from twisted.trial.unittest import SkipTest, TestCase
 
-from lbproxy.workers import bind_listener, bind_listeners, can_reuse_port
+from lbproxy.app.workers import bind_listener, bind_listeners, can_reuse_port
 from tests.e2e.harness import E2ETestCase, freePorts
 
 WORKER_STARTED = re.compile(r"worker (\d+) started \(pid (\d+)\)")

@@ -2,7 +2,7 @@ from twisted.application.service import ServiceMaker
 
 lbproxy = ServiceMaker(
     "lbproxy",
-    "lbproxy.tap",
+    "lbproxy.app.tap",
     "A load balancer and reverse proxy configured by config.toml",
     "lbproxy",
 )

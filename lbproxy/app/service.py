@@ -1,0 +1,286 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+Assemble the running proxy from a validated configuration: listeners, the
+proxy resource, backend connections and the demo backends, as one
+L{MultiService}.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import List, Optional, Sequence
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService, Service
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
+from twisted.protocols.haproxy import proxyEndpoint
+from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
+from twisted.logger import Logger
+
+from lbproxy.observe.accesslog import open_access_log
+from lbproxy.config import Config
+from lbproxy.demo import demoSite
+from lbproxy.app.gctuning import freeze_startup_objects
+from lbproxy.health.checker import HealthChecker, probe_client
+from lbproxy.frontend.http import ProxySite
+from lbproxy.frontend.hygiene import ClientLimits
+from lbproxy.pipeline.resource import ProxyResource
+from lbproxy.runtime.snapshot import Runtime
+from lbproxy.app.signals import SignalService
+from lbproxy.tls.edge import TLSEdge, TLSMaterial
+from lbproxy.upstream.connections import ConnectionPool
+from lbproxy.app.workers import (
+    HEALTH_FD,
+    HealthFeed,
+    WorkerSupervisor,
+    announce_ready,
+    bind_listeners,
+    parse_tcp_listen,
+    state_line,
+    worker_argv,
+)
+
+
+log = Logger()
+
+
+class ProxyService(MultiService):
+    """
+    The proxy and everything it runs.
+
+    @ivar resource: the L{ProxyResource} answering every request.
+    @ivar connections: the backend L{ConnectionPool}.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        reactor,
+        tls: Optional[TLSMaterial] = None,
+        listenFDs: Optional[Sequence[int]] = None,
+        spawn=None,
+    ) -> None:
+        """
+        @param tls: The certificates and keys C{twistd lbproxy} read while
+            parsing its options; read here if L{None}.
+        @param listenFDs: In a worker process: the inherited listening
+            sockets, in the order of C{server.listen} then C{tls.listen}.
+        @param spawn: C{reactor.spawnProcess}, for the main process of
+            C{workers > 1}.
+        """
+        MultiService.__init__(self)
+        self.role = "worker" if listenFDs is not None else (
+            "main" if config.server.workers > 1 else "single"
+        )
+        server = config.server
+        self.config = config
+        self.tls = TLSEdge(config, reactor, tls)
+        self.accessLog = open_access_log(server.access_log)
+        self.connections = ConnectionPool(
+            reactor,
+            connectTimeout=server.connect_timeout,
+            maxIdle=server.max_idle_per_target,
+            idleTimeout=server.idle_timeout,
+            endpointFactory=self.tls.endpoints,
+        )
+        runtime = Runtime(config)
+        self.health = HealthChecker(
+            runtime.pools,
+            runtime.health,
+            reactor,
+            probe_client(reactor, self.tls.probePolicy()),
+            # Workers probe nothing: the main process does, once, and
+            # sends them the states.
+            active=self.role != "worker",
+        )
+        self.health.setServiceParent(self)
+        if self.role == "main":
+            self._superviseWorkers(config, reactor, spawn or reactor.spawnProcess)
+            return
+        self.resource = ProxyResource(
+            runtime, self.connections, reactor, self.accessLog, health=self.health
+        )
+        self.site = ProxySite(
+            self.resource, limits=ClientLimits.fromServer(server), reactor=reactor
+        )
+        plainSite = self.tls.plainSite(self.site, self.accessLog)
+        listeners = [(description, plainSite) for description in server.listen]
+        listeners += self.tls.listeners(self.site)
+        if self.role == "worker":
+            for fd, (description, factory) in zip(listenFDs, listeners):
+                AdoptedPort(reactor, fd, description, factory, server.proxy_protocol
+                            ).setServiceParent(self)
+            HealthFeedService(reactor, HealthFeed(runtime.pools)).setServiceParent(self)
+        else:
+            for backend in config.demo:
+                self._listen(
+                    reactor, backend.listen, demoSite(backend.name, backend.text, reactor)
+                )
+            for description, factory in listeners:
+                self._listen(reactor, description, factory, server.proxy_protocol)
+        SignalService(signal.SIGHUP, self.reopen, reactor).setServiceParent(self)
+
+    def reopen(self) -> None:
+        """
+        SIGHUP: reopen the access log file (after log rotation) and reread
+        the certificates and keys.
+        """
+        log.info("SIGHUP: reopening the access log and rereading certificates")
+        if self.accessLog is not None:
+            self.accessLog.reopen()
+        self.tls.reloader.reload()
+
+    def _superviseWorkers(self, config: Config, reactor, spawn) -> None:
+        """
+        The main process of C{workers > 1}: the demo backends, the health
+        checks (their changes sent to the workers), the listening sockets
+        and the workers that serve them.
+        """
+        for backend in config.demo:
+            self._listen(reactor, backend.listen, demoSite(backend.name, backend.text, reactor))
+        descriptions = list(config.server.listen)
+        if config.tls is not None:
+            descriptions += list(config.tls.listen)
+        self.sockets = ListeningSockets(descriptions, config.server.workers)
+        self.sockets.setServiceParent(self)
+        health = self.health
+        self.supervisor = WorkerSupervisor(
+            config.server.workers,
+            worker_argv(config.path),
+            self.sockets.sockets,
+            reactor,
+            spawn,
+            snapshot=health.snapshot,
+        )
+        health.onChange = lambda pool, member: self.supervisor.broadcast(
+            state_line(pool.name, member.target.address, member.up)
+        )
+        self.supervisor.setServiceParent(self)
+        SignalService(
+            signal.SIGHUP, lambda: self.supervisor.signalWorkers("HUP"), reactor
+        ).setServiceParent(self)
+        # The access log is the workers' to write.
+        if self.accessLog is not None:
+            self.accessLog.close()
+            self.accessLog = None
+
+    def _listen(self, reactor, description: str, factory, proxyProtocol: bool = False) -> None:
+        endpoint = serverFromString(reactor, description)
+        if proxyProtocol:
+            # Twisted's PROXY protocol (v1 and v2) support: the connection's
+            # peer becomes the client address the header names.
+            endpoint = proxyEndpoint(endpoint)
+        service = StreamServerEndpointService(endpoint, factory)
+        # Fail start-up when a port cannot be bound, instead of logging
+        # the error and running without the listener.
+        service._raiseSynchronously = True
+        service.description = description
+        service.setServiceParent(self)
+
+    def privilegedStartService(self) -> None:
+        try:
+            MultiService.privilegedStartService(self)
+        except CannotListenError as e:
+            sys.stderr.write("lbproxy: %s\n" % (listen_error(e),))
+            raise SystemExit(1) from None
+
+    def startService(self) -> None:
+        MultiService.startService(self)
+        # Everything built so far lives as long as the process: keep the
+        # collector from walking it again and again (see gctuning).
+        freeze_startup_objects()
+        if self.role == "worker":
+            announce_ready()
+
+    def stopService(self):
+        d = MultiService.stopService(self)
+        if self.role == "main":
+            return d
+
+        def closed(result):
+            self.connections.closeAll()
+            if self.accessLog is not None:
+                self.accessLog.close()
+            return result
+
+        return d.addBoth(closed)
+
+
+class ListeningSockets(Service):
+    """
+    The main process's listening sockets, bound before anything starts (so
+    a port in use stops start-up) and passed to every worker.
+    """
+
+    def __init__(self, descriptions: Sequence[str], workers: int = 1) -> None:
+        self.descriptions = list(descriptions)
+        self.workers = workers
+        #: For each description, its sockets (L{bind_listeners}).
+        self.sockets: List[List] = []
+
+    def privilegedStartService(self) -> None:
+        Service.privilegedStartService(self)
+        for description in self.descriptions:
+            try:
+                self.sockets.append(bind_listeners(description, self.workers))
+            except OSError as e:
+                family, interface, port, _ = parse_tcp_listen(description)
+                raise CannotListenError(interface, port, e)
+
+
+class AdoptedPort(Service):
+    """
+    In a worker: serve C{factory} on a listening socket inherited from the
+    main process.
+    """
+
+    def __init__(self, reactor, fd: int, description: str, factory, proxyProtocol: bool) -> None:
+        self._reactor = reactor
+        self._fd = fd
+        self._family = parse_tcp_listen(description)[0]
+        if proxyProtocol:
+            factory = HAProxyWrappingFactory(factory)
+        self._factory = factory
+        self.port = None
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self.port = self._reactor.adoptStreamPort(self._fd, self._family, self._factory)
+        # The port has its own duplicate of the descriptor.
+        os.close(self._fd)
+
+    def stopService(self):
+        Service.stopService(self)
+        if self.port is not None:
+            return self.port.stopListening()
+
+
+class HealthFeedService(Service):
+    """
+    In a worker: read the main process's health states from L{HEALTH_FD}.
+    """
+
+    def __init__(self, reactor, feed) -> None:
+        self._reactor = reactor
+        self._feed = feed
+        self._reader = None
+
+    def startService(self) -> None:
+        Service.startService(self)
+        from twisted.internet import stdio
+
+        self._reader = stdio.StandardIO(
+            self._feed, stdin=HEALTH_FD, stdout=os.open(os.devnull, os.O_WRONLY),
+            reactor=self._reactor,
+        )
+
+
+def listen_error(error: CannotListenError) -> str:
+    """
+    One line for an operator: which address could not be bound, and why.
+    """
+    reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
+    return "cannot listen on %s:%s: %s" % (error.interface or "*", error.port, reason)

@@ -1,0 +1,127 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The C{twistd lbproxy} command: options in, a service out.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from twisted.python import usage
+
+from lbproxy.config import ConfigError, load_config
+
+
+class Options(usage.Options):
+    """
+    C{twistd lbproxy [--config PATH] [--check]}.
+
+    The configuration is loaded and validated while parsing, before anything
+    binds: a bad file stops start-up with one line naming file, key and
+    reason, and a non-zero exit.
+    """
+
+    synopsis = "[--config PATH] [--check]"
+    optParameters = [
+        ["config", "c", "config.toml", "Path of the TOML configuration file."],
+        # Set by the main process for its workers (workers > 1), not by hand.
+        ["listen-fds", None, None, "(internal) inherited listening descriptors."],
+        ["worker-index", None, None, "(internal) this worker's number."],
+    ]
+    optFlags = [
+        ["check", None, "Validate the configuration and exit."],
+    ]
+
+    def __init__(self, stdout=None, stderr=None) -> None:
+        usage.Options.__init__(self)
+        self._stdout = stdout or sys.stdout
+        self._stderr = stderr or sys.stderr
+
+    def postOptions(self) -> None:
+        try:
+            self["loaded"] = load_config(self["config"])
+            # Certificates, keys and CA files too, so that a bad one stops
+            # start-up here; --check writes nothing (no demo certificate).
+            self["tls"] = self._loadTLS(self["loaded"])
+        except ConfigError as e:
+            self._stderr.write("lbproxy: configuration error: %s\n" % (e,))
+            raise SystemExit(2)
+        if self["check"]:
+            config = self["loaded"]
+            https = len(config.tls.listen) if config.tls is not None else 0
+            self._stdout.write(
+                "%s: configuration OK (%d pools, %d routes, %d listeners%s)\n"
+                % (config.path, len(config.pools), len(config.routes), len(config.server.listen),
+                   ", %d HTTPS" % (https,) if https else "")
+            )
+            raise SystemExit(0)
+
+    def _loadTLS(self, config):
+        """
+        Read the certificates, keys and CA files the configuration names.
+        """
+        import datetime
+
+        from lbproxy.tls.edge import load_tls_material
+
+        material = load_tls_material(
+            config, datetime.datetime.now(datetime.timezone.utc), generate=not self["check"]
+        )
+        for warning in material.warnings:
+            self._stderr.write("lbproxy: warning: %s\n" % (warning,))
+        for path in material.generated:
+            self._stderr.write("lbproxy: generated a self-signed certificate: %s\n" % (path,))
+        return material
+
+
+def _restartForPyPy() -> None:
+    """
+    Under PyPy, start again with a larger GC nursery unless the environment
+    sets one (see L{lbproxy.app.gctuning}). Nothing is bound or written yet.
+    """
+    import os
+    import platform
+
+    from lbproxy.app.gctuning import pypy_restart
+
+    command = pypy_restart(
+        sys.argv, sys.executable, os.environ, platform.python_implementation() == "PyPy"
+    )
+    if command is not None:
+        executable, args, env = command
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(executable, args, env)
+
+
+def makeService(options: Options):
+    _restartForPyPy()
+    from twisted.internet import reactor
+
+    from lbproxy.app.service import ProxyService
+
+    listenFDs = None
+    if options["worker-index"] is not None:
+        # A worker never supervises workers of its own, whatever the file
+        # says.
+        listenFDs = [int(fd) for fd in (options["listen-fds"] or "").split(",") if fd]
+    _raiseFileLimit()
+    return ProxyService(options["loaded"], reactor, tls=options.get("tls"), listenFDs=listenFDs)
+
+
+def _raiseFileLimit() -> None:
+    """
+    Let the process hold as many connections as the system allows: raise
+    the soft limit of open files to the hard limit (the default soft limit
+    of 1024 would cap client and backend connections together).
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass

@@ -1,0 +1,433 @@
+# -*- test-case-name: tests.test_proxy -*-
+"""
+The client side of HTTP: a channel and request that hand a request to the
+resource as soon as its headers are complete, and stream its body as it
+arrives instead of spooling it to a temporary file first.
+
+Stock C{twisted.web} calls C{render} only after the whole body has been
+received. Here L{ProxyChannel.allHeadersReceived} starts processing at once;
+body bytes then flow through a L{RequestBody} to the backend connection,
+with backpressure in both directions.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import List, Optional
+
+from twisted.internet.interfaces import IPushProducer
+from twisted.web import server
+from twisted.python import failure
+from twisted.web.http import HTTPChannel, datetimeToString
+from twisted.web.server import Request as _Request, Site as _Site
+from zope.interface import implementer
+
+from lbproxy.frontend.hygiene import ClientLimits, GuardedChannel
+
+#: Body bytes buffered (waiting for a backend connection, or for the
+#: backend to accept them) before reading from the client pauses.
+BODY_HIGH_WATER = 256 * 1024
+
+
+@implementer(IPushProducer)
+class RequestBody:
+    """
+    A client request's body on its way to a backend.
+
+    Bytes that arrive before a sink is attached (while connecting) are
+    buffered up to L{BODY_HIGH_WATER}, after which the client is paused.
+    Once attached, bytes go straight to the sink; when the backend's socket
+    buffer is full, its transport pauses this producer, which pauses
+    reading from the client.
+
+    @ivar length: the declared length, or L{None} for a chunked body.
+    @ivar received: bytes received so far.
+    @ivar complete: whether the whole body has arrived.
+    @ivar limit: the most bytes accepted (0: no limit); beyond it nothing
+        more is passed on and C{onTooLarge} is called once.
+    @ivar onTooLarge: called when the body exceeds C{limit}.
+    """
+
+    limit = 0
+    onTooLarge = None
+    tooLarge = False
+
+    def __init__(self, channel, length: Optional[int]) -> None:
+        """
+        @param channel: the request's C{inbound}: what C{pauseBody} and
+            C{resumeBody} pause and resume reading the body from.
+        @param length: the declared length, or L{None}.
+        """
+        self._channel = channel
+        self.length = length
+        self.received = 0
+        self.complete = False
+        self._buffer: List[bytes] = []
+        self._buffered = 0
+        self._sink = None
+        self._registered = False
+        self._pausedByBuffer = False
+        self._pausedBySink = False
+
+    @property
+    def chunked(self) -> bool:
+        return self.length is None
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += len(data)
+        if self.limit and self.received > self.limit:
+            # Enforced while streaming: not one byte past the limit is
+            # passed on.
+            if not self.tooLarge:
+                self.tooLarge = True
+                if self.onTooLarge is not None:
+                    self.onTooLarge()
+            return
+        if self._sink is not None:
+            self._sink.writeBody(data)
+            return
+        self._buffer.append(data)
+        self._buffered += len(data)
+        if self._buffered > BODY_HIGH_WATER and not self._pausedByBuffer:
+            self._pausedByBuffer = True
+            self._channel.pauseBody()
+
+    def finished(self) -> None:
+        self.complete = True
+        if self._sink is not None:
+            self._detach().endBody()
+
+    def attach(self, sink) -> None:
+        """
+        Send the body to C{sink} (an L{lbproxy.upstream.connections.UpstreamConnection}):
+        what is buffered now, the rest as it arrives.
+        """
+        self._sink = sink
+        buffered, self._buffer, self._buffered = self._buffer, [], 0
+        for data in buffered:
+            sink.writeBody(data)
+        if self.complete:
+            self._detach().endBody()
+            return
+        sink.transport.registerProducer(self, True)
+        self._registered = True
+        if self._pausedByBuffer:
+            self._pausedByBuffer = False
+            self._update()
+
+    def detach(self) -> None:
+        """
+        Stop sending to the sink (the backend connection failed or the
+        exchange ended early).
+        """
+        if self._sink is not None:
+            self._detach()
+
+    def _detach(self):
+        sink, self._sink = self._sink, None
+        if self._registered:
+            self._registered = False
+            if sink.transport is not None:
+                sink.transport.unregisterProducer()
+        if self._pausedBySink:
+            self._pausedBySink = False
+            self._update()
+        return sink
+
+    def _update(self) -> None:
+        if self._pausedBySink or self._pausedByBuffer:
+            self._channel.pauseBody()
+        else:
+            self._channel.resumeBody()
+
+    # IPushProducer, driven by the backend connection's transport.
+
+    def pauseProducing(self) -> None:
+        self._pausedBySink = True
+        self._update()
+
+    def resumeProducing(self) -> None:
+        self._pausedBySink = False
+        self._update()
+
+    def stopProducing(self) -> None:
+        self._sink = None
+
+
+_dateCache = [-1, b""]
+
+
+def _httpDate(seconds: float) -> bytes:
+    """
+    The HTTP date of C{seconds}, formatted at most once a second.
+    """
+    whole = int(seconds)
+    if whole != _dateCache[0]:
+        _dateCache[0] = whole
+        _dateCache[1] = datetimeToString(whole)
+    return _dateCache[1]
+
+
+class ProxyRequest(server.Request):
+    """
+    A request processed as soon as its headers are complete.
+
+    @ivar body: the streaming body, or L{None} for a request without one.
+    """
+
+    # Never parse form bodies; the body is not ours to read.
+    _parsePOSTFormSubmission = False
+    # A proxy adds no Content-Type of its own to a backend's response.
+    defaultContentType = None
+    body: Optional[RequestBody] = None
+    _early = False
+    #: Set by the channel when the client sent C{Expect: 100-continue}.
+    expectContinue = False
+    #: The status a rejecting channel answered, for the access log.
+    rejected: Optional[int] = None
+
+    @property
+    def inbound(self):
+        """
+        The controls of the connection the request came on: the
+        L{ProxyChannel} for HTTP/1.x, the stream's
+        L{lbproxy.frontend.http2.StreamInbound} for HTTP/2 (L{None} once the client
+        is gone).  Both offer C{pauseBody}, C{resumeBody}, C{abandonInput},
+        C{abortResponse}, C{persistent} and C{transport}.
+        """
+        channel = self.channel
+        return getattr(channel, "inbound", channel)
+
+    def gotLength(self, length: Optional[int]) -> None:
+        # The content file stays empty: bytes go to self.body instead.
+        self.content = io.BytesIO()
+        self.body = RequestBody(self.inbound, length) if length != 0 else None
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self.body is not None and not self.finished:
+            self.body.dataReceived(data)
+
+    def headersReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        """
+        Called by L{ProxyChannel} once the request head is complete: process
+        the request now, with the body still to come.
+        """
+        self._early = True
+        self._begin(command, path, version)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        # The whole body has arrived.
+        if not self._early:
+            self._begin(command, path, version)
+        elif self.body is not None:
+            self.body.finished()
+
+    def parseCookies(self) -> None:
+        # A proxy passes cookies on; it never needs them parsed.
+        pass
+
+    def _begin(self, command: bytes, path: bytes, version: bytes) -> None:
+        """
+        What C{Request.requestReceived} and C{process} do, less what a
+        proxy never uses: no query or form parsing into C{args}, no
+        resource traversal (the site's resource answers every path), no
+        C{Server} header; C{Date} is added when the response starts, if the
+        backend sent none (L{write}).
+        """
+        self.method, self.uri, self.clientproto = command, path, version
+        self.path = path.split(b"?", 1)[0]
+        self.args = {}
+        site = self.site = self.channel.site
+        self.prepath = []
+        self.postpath = []
+        self.sitepath = []
+        if self.path == b"*":
+            self._handleStar()
+            return
+        try:
+            self.render(site.resource)
+        except BaseException:
+            self.processingFailed(failure.Failure())
+
+    def write(self, data: bytes) -> None:
+        if not self.startedWriting and not self.responseHeaders.hasHeader(b"Date"):
+            # Formatted at most once a second; a backend's own Date is kept.
+            self.responseHeaders.setRawHeaders(
+                b"Date", [_httpDate(self.site.reactor.seconds())]
+            )
+        server.Request.write(self, data)
+
+    @property
+    def bodyComplete(self) -> bool:
+        return self.body is None or self.body.complete
+
+    def sendContinue(self) -> None:
+        """
+        The request is accepted: if the client waits for C{100 Continue}
+        before sending its body, tell it to go on.
+        """
+        if self.expectContinue and not self.startedWriting and self.channel is not None:
+            self.expectContinue = False
+            self.channel.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def _handleStar(self) -> None:
+        # Asterisk-form is for OPTIONS only (RFC 9112 3.2.4): answered here,
+        # never forwarded; any other method with "*" is malformed.
+        if self.method != b"OPTIONS":
+            self.closeAfterResponse()
+            self.setResponseCode(400, b"Bad Request")
+        self.responseHeaders.removeHeader(b"Server")
+        self.setHeader(b"Content-Length", b"0")
+        self.finish()
+
+    def closeAfterResponse(self) -> None:
+        """
+        Make this the connection's last response (C{Connection: close}),
+        e.g. because the response starts before the request body is read.
+        """
+        self.inbound.persistent = False
+        if not self.startedWriting and not self.clientproto.startswith(b"HTTP/2"):
+            self.responseHeaders.setRawHeaders(b"Connection", [b"close"])
+
+    def abortResponse(self) -> None:
+        """
+        The response cannot be completed (the backend failed after its
+        head): end it so that the client cannot take it for complete.
+        """
+        inbound = self.inbound
+        if inbound is not None:
+            inbound.abortResponse(
+                bool(self.chunked) or self.responseHeaders.hasHeader(b"Content-Length")
+            )
+
+    def finish(self) -> None:
+        if not self.bodyComplete:
+            # The response is done before the request body arrived: the rest
+            # of the body must not be read as a next request. Close after
+            # this response.
+            self.inbound.abandonInput()
+            if self.body is not None:
+                self.body.detach()
+        return _Request.finish(self)
+
+
+class ProxyChannel(GuardedChannel):
+    """
+    An L{twisted.web.http.HTTPChannel} that starts processing at the end of the headers
+    and lets a streaming body pause reading from the client; hygiene,
+    limits and timeouts come from L{GuardedChannel}.
+    """
+
+    _bodyPaused = False
+    _host = None
+
+    def getHost(self):
+        # Asked for by every request (Request.__init__): one getsockname()
+        # per connection, not per request.
+        host = self._host
+        if host is None:
+            host = self._host = GuardedChannel.getHost(self)
+        return host
+
+    def allHeadersReceived(self) -> None:
+        GuardedChannel.allHeadersReceived(self)
+        if self.length != 0:
+            # A body follows: process now and stream it. (Without a body,
+            # the request is complete already and takes the usual path.)
+            request = self.requests[-1]
+            request.headersReceived(self._command, self._path, self._version)
+
+    def allContentReceived(self) -> None:
+        if self._discarding:
+            return
+        if self._bodyPaused:
+            self._bodyPaused = False
+        GuardedChannel.allContentReceived(self)
+
+    def abandonInput(self) -> None:
+        """
+        The current request was answered before its body was read: close
+        the connection after the response and ignore what the client still
+        sends.
+        """
+        self.persistent = False
+        self._discarding = True
+
+    def abortResponse(self, framed: bool) -> None:
+        """
+        End a response that cannot be completed.
+
+        @param framed: Whether the response declared its length (or is
+            chunked), so a clean close shows the client it is short; a
+            close-delimited body would look complete, so the connection is
+            reset instead.
+        """
+        if self.transport is None:
+            return
+        if framed:
+            self.loseConnection()
+        else:
+            self.transport.abortConnection()
+
+    def pauseBody(self) -> None:
+        if not self._bodyPaused:
+            self._bodyPaused = True
+            self._networkProducer.pauseProducing()
+            # lbproxy stopped reading, not the client: its body timeout
+            # waits too.
+            self.suspendBodyTimer()
+
+    def resumeBody(self) -> None:
+        if self._bodyPaused:
+            self._bodyPaused = False
+            self.resumeBodyTimer()
+            if not self._waitingForTransport:
+                self._networkProducer.resumeProducing()
+
+    def _send100Continue(self) -> None:
+        # Not yet: only once the request has passed every check (see
+        # ProxyRequest.sendContinue), so that a refused client is not
+        # invited to send its body first.
+        if self.requests:
+            self.requests[-1].expectContinue = True
+
+    def writeHeaders(self, version, code, reason, headers) -> None:
+        # One write of one joined buffer: Twisted's writes a sequence of a
+        # few dozen small pieces, each type-checked on its way.
+        parts = [version, b" ", code, b" ", reason, b"\r\n"]
+        for name, values in headers.getAllRawHeaders():
+            for value in values:
+                parts += (name, b": ", value, b"\r\n")
+        parts.append(b"\r\n")
+        self.transport.write(b"".join(parts))
+
+    def resumeProducing(self) -> None:
+        HTTPChannel.resumeProducing(self)
+        if self._bodyPaused:
+            self._networkProducer.pauseProducing()
+
+
+class ProxySite(server.Site):
+    """
+    A L{server.Site} speaking through L{ProxyChannel} and L{ProxyRequest}.
+    lbproxy writes its own access log, so the Site's is off.
+    """
+
+    protocol = ProxyChannel
+    requestFactory = ProxyRequest
+
+    def __init__(self, resource, limits: ClientLimits = ClientLimits(), **kwargs) -> None:
+        _Site.__init__(self, resource, **kwargs)
+        self.limits = limits
+        self.openConnections = 0
+        # GuardedChannel's timeouts replace Twisted's idle timeout, which any
+        # byte resets (a drip-feeding client would keep it alive forever).
+        self.timeOut = None
+
+    def buildProtocol(self, addr):
+        protocol = _Site.buildProtocol(self, addr)
+        protocol.limits = self.limits
+        return protocol
+
+    def log(self, request) -> None:
+        pass

@@ -1,0 +1,491 @@
+# -*- test-case-name: tests.test_proxy -*-
+"""
+One client request's way to a backend and back.
+
+An L{Exchange} picks a target from the pool, gets a connection, sends the
+request head and streams the body, relays the response with backpressure,
+and handles every way this can fail:
+
+  - connection refused or connect timeout: nothing was sent, so the next
+    target is tried (for any method, as nginx does);
+  - the backend closes or resets before any response byte: the request is
+    retried on a fresh connection or another target only if it is
+    idempotent and has no body, else C{502};
+  - no response head within C{response_timeout}: C{504};
+  - the backend dies after the response head: the client connection is
+    closed without completing the response (reset if the body is
+    close-delimited), so a truncated response never looks complete;
+  - the client goes away: the backend request is abandoned.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from lbproxy.policy.headers import end_to_end
+from lbproxy.health.checker import describe_failure
+from lbproxy.wire.http1 import ProtocolError, content_length, request_head
+
+log = Logger()
+
+IDEMPOTENT = frozenset([b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"])
+
+
+def local_response(request, code: int, phrase: bytes, headers=(), withBody: bool = True) -> int:
+    """
+    Answer a request from lbproxy itself (404, 502, 503, 504, ...) with a
+    short plain-text body (or none).
+
+    @param headers: more C{(name, value)} pairs to send.
+    @return: the length of the body sent.
+    """
+    body = b"%d %s\n" % (code, phrase) if withBody else b""
+    request.setResponseCode(code, phrase)
+    out = request.responseHeaders
+    out.removeHeader(b"Server")
+    if body:
+        out.setRawHeaders(b"Content-Type", [b"text/plain; charset=utf-8"])
+    out.setRawHeaders(b"Content-Length", [b"%d" % (len(body),)])
+    for name, value in headers:
+        out.addRawHeader(name, value)
+    if not request.bodyComplete:
+        request.closeAfterResponse()
+    request.write(body)
+    request.finish()
+    return len(body)
+
+
+class Exchange:
+    """
+    Forwards one request to a pool and relays the answer.
+
+    @ivar status: the status sent to the client (499 if it went away).
+    @ivar sent: response body bytes relayed to the client.
+    @ivar target: the address of the last target tried, or L{None}.
+    @ivar upstreamTime: seconds from picking a target to the end of its
+        response, or L{None}.
+    """
+
+    def __init__(
+        self,
+        request,
+        pool,
+        connections,
+        clock,
+        responseTimeout: float,
+        method: bytes,
+        target: bytes,
+        headers,
+        onDone,
+        health=None,
+        relay=None,
+    ) -> None:
+        """
+        @param request: the L{lbproxy.frontend.http.ProxyRequest}.
+        @param pool: the L{lbproxy.balance.pool.Pool} to pick targets from.
+        @param connections: the L{lbproxy.upstream.connections.ConnectionPool}.
+        @param clock: an L{IReactorTime}.
+        @param method: the method to send.
+        @param target: the request target to send (path and query).
+        @param headers: the header pairs to send (framing is added here).
+        @param onDone: called with this exchange when it has ended.
+        @param health: told of connection failures and responses (passive
+            health checks), e.g. an L{lbproxy.health.checker.HealthChecker}.
+        @param relay: C{relay(headers, target)} returns the end-to-end
+            response headers to send the client (header rules, CORS,
+            request id), or L{None} to send them as they are.
+        """
+        self._request = request
+        self._pool = pool
+        self._connections = connections
+        self._clock = clock
+        self._responseTimeout = responseTimeout
+        self._method = method
+        self._target = target
+        self._headers = headers
+        self._onDone = onDone
+        self._health = health
+        self._relay = relay
+        self._body = request.body
+        if self._body is not None:
+            self._body.onTooLarge = self._bodyTooLarge
+        self._retrySafe = self._body is None and method in IDEMPOTENT
+        self._tried: List = []
+        self._member = None
+        self._conn = None
+        self._connecting: Optional[defer.Deferred] = None
+        self._timer = None
+        self._headSent = False
+        self._freshRetried = False
+        self._dropped = False
+        self._queueTimer = None
+        self.done = False
+        self.status = 0
+        self.sent = 0
+        self.target: Optional[str] = None
+        self._upstreamStart: Optional[float] = None
+        self.upstreamTime: Optional[float] = None
+        request.notifyFinish().addErrback(self._clientGone)
+
+    def start(self) -> None:
+        self._attempt()
+
+    # Choosing and connecting ------------------------------------------------
+
+    def _attempt(self, member=None, fresh: bool = False) -> None:
+        if member is None:
+            member = self._pool.pick(self._tried, self._clock.seconds())
+            if member is None:
+                if self._pool.saturated(self._tried):
+                    self._enqueue()
+                    return
+                if self._tried:
+                    self._localError(502, b"Bad Gateway")
+                else:
+                    self._localError(
+                        503, b"Service Unavailable", [(b"Retry-After", self._pool.retryAfter)]
+                    )
+                return
+            self._tried.append(member)
+        self._member = member
+        member.inflight += 1
+        self.target = member.target.address
+        if self._upstreamStart is None:
+            self._upstreamStart = self._clock.seconds()
+        if not fresh:
+            # The common case, a kept-alive connection: no Deferred needed.
+            conn = self._connections.takeIdle(member.target)
+            if conn is not None:
+                self._connected(conn)
+                return
+        d = self._connections.connect(member.target)
+        self._connecting = d
+        d.addCallbacks(self._connected, self._connectFailed)
+        d.addErrback(self._internalError)
+
+    def _endAttempt(self) -> None:
+        if self._member is not None:
+            self._member.inflight -= 1
+            self._member = None
+            if self._pool.waiting:
+                _wakeNext(self._pool)
+
+    # Waiting for room (max_inflight) ---------------------------------------
+
+    def _enqueue(self) -> None:
+        pool = self._pool
+        if len(pool.waiting) >= pool.queueSize:
+            self._localError(503, b"Service Unavailable", [(b"Retry-After", b"1")])
+            return
+        pool.waiting.append(self)
+        self._queueTimer = self._clock.callLater(pool.queueTimeout, self._queueTimedOut)
+
+    def _leaveQueue(self) -> None:
+        timer, self._queueTimer = self._queueTimer, None
+        if timer is not None:
+            if timer.active():
+                timer.cancel()
+            try:
+                self._pool.waiting.remove(self)
+            except ValueError:
+                pass
+
+    def _queueTimedOut(self) -> None:
+        self._queueTimer = None
+        try:
+            self._pool.waiting.remove(self)
+        except ValueError:
+            pass
+        if not self.done:
+            self._localError(503, b"Service Unavailable", [(b"Retry-After", b"1")])
+
+    def resume(self) -> None:
+        """
+        A member has room again: try once more.
+        """
+        self._leaveQueue()
+        if not self.done:
+            self._attempt()
+
+    def _dropConnect(self) -> None:
+        """
+        Abandon a connection attempt in progress (the exchange is ending).
+        """
+        d, self._connecting = self._connecting, None
+        if d is not None:
+            self._dropped = True
+            d.cancel()
+
+    def _connectFailed(self, reason: Failure) -> None:
+        self._connecting = None
+        member = self._member
+        self._endAttempt()
+        if self.done or self._dropped:
+            # Cancelled by us: not the target's fault, nothing to retry.
+            return
+        self._passiveFailure(member, reason)
+        log.warn("connect to {target} failed: {reason}", target=self.target, reason=_describe(reason))
+        # Nothing reached the backend: any request may go to the next target.
+        self._attempt()
+
+    def _connected(self, conn) -> None:
+        self._connecting = None
+        if self.done or self._dropped:
+            self._connections.release(conn)
+            return
+        self._conn = conn
+        headers = list(self._headers)
+        chunked = False
+        if self._body is not None:
+            if self._body.chunked:
+                chunked = True
+                headers.append((b"Transfer-Encoding", b"chunked"))
+            else:
+                headers.append((b"Content-Length", b"%d" % (self._body.length,)))
+        elif self._method in (b"POST", b"PUT", b"PATCH"):
+            headers.append((b"Content-Length", b"0"))
+        conn.send(self, self._method, request_head(self._method, self._target, headers), chunked)
+        if self._body is None:
+            conn.endBody()
+            self._requestSent()
+        else:
+            self._body.attach(self)
+
+    # The body's sink: RequestBody writes through the exchange, which learns
+    # when the request is completely sent.
+
+    @property
+    def transport(self):
+        return self._conn.transport if self._conn is not None else None
+
+    def writeBody(self, data: bytes) -> None:
+        self._conn.writeBody(data)
+
+    def endBody(self) -> None:
+        conn = self._conn
+        if conn is not None:
+            conn.endBody()
+            if not self._headSent:
+                self._requestSent()
+
+    def _requestSent(self) -> None:
+        if self._conn is not None and not self.done and self._timer is None:
+            self._timer = self._clock.callLater(self._responseTimeout, self._timedOut)
+
+    def _cancelTimer(self) -> None:
+        if self._timer is not None:
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+
+    # Events from the backend connection ----------------------------------
+
+    def responseHead(self, version, code, reason, headers) -> None:
+        self._cancelTimer()
+        if self.done:
+            return
+        if self._health is not None and self._member is not None:
+            self._health.responded(self._member)
+        request = self._request
+        self._headSent = True
+        self.status = code
+        request.setResponseCode(code, reason or None)
+        out = request.responseHeaders
+        relayed = end_to_end(headers)
+        if self._relay is not None:
+            relayed = self._relay(relayed, self.target)
+        for name, value in relayed:
+            out.addRawHeader(name, value)
+        length = self._conn.responseLength
+        if length is None:
+            # Not framed by a length (chunked, until close) or a response
+            # without a body (HEAD, 204, 304), whose Content-Length still
+            # passes on.
+            chunked = False
+            for name, value in headers:
+                if name.lower() == b"transfer-encoding":
+                    chunked = True
+            if not chunked:
+                try:
+                    length = content_length(headers)
+                except ProtocolError:
+                    length = None
+        if length is not None:
+            out.setRawHeaders(b"Content-Length", [b"%d" % (length,)])
+        if not request.bodyComplete:
+            request.closeAfterResponse()
+        request.registerProducer(self._conn, True)
+
+    def responseBody(self, data: bytes) -> None:
+        if self.done:
+            return
+        self.sent += len(data)
+        self._request.write(data)
+
+    def responseEnd(self) -> None:
+        if self.done:
+            return
+        request = self._request
+        request.unregisterProducer()
+        conn, self._conn = self._conn, None
+        if self._body is not None and not self._body.complete:
+            # The backend answered before reading the whole body: the
+            # connection cannot carry another request.
+            self._body.detach()
+            conn.abort()
+        self._endAttempt()
+        self._finishUpstream()
+        self._end()
+        request.finish()
+
+    def upstreamFailed(self, conn, reason: Failure) -> None:
+        self._cancelTimer()
+        self._conn = None
+        if self._body is not None:
+            self._body.detach()
+        member = self._member
+        self._endAttempt()
+        if self.done:
+            return
+        if self._headSent:
+            log.warn(
+                "backend {target} failed mid-response: {reason}",
+                target=self.target,
+                reason=_describe(reason),
+            )
+            self._abortClient()
+            return
+        if not conn.responseStarted and not conn.reused:
+            self._passiveFailure(member, reason)
+        if self._retrySafe and not conn.responseStarted:
+            if conn.reused and not self._freshRetried:
+                # Most likely a keep-alive race: the backend closed an idle
+                # connection as we reused it. Same target, new connection.
+                self._freshRetried = True
+                self._attempt(member, fresh=True)
+                return
+            log.warn(
+                "backend {target} failed before responding: {reason}; retrying",
+                target=self.target,
+                reason=_describe(reason),
+            )
+            self._attempt()
+            return
+        log.warn("backend {target} failed: {reason}", target=self.target, reason=_describe(reason))
+        self._localError(502, b"Bad Gateway")
+
+    def _bodyTooLarge(self) -> None:
+        """
+        The body went past its route's C{max_body_size} while streaming:
+        the backend never gets a complete request, the client gets 413.
+        """
+        if self.done:
+            return
+        self._abandonUpstream()
+        if self._headSent:
+            self._abortClient()
+        else:
+            self._localError(413, b"Payload Too Large")
+
+    def _timedOut(self) -> None:
+        self._timer = None
+        if self.done:
+            return
+        self._abandonUpstream()
+        log.warn(
+            "backend {target} sent no response within {timeout}s",
+            target=self.target,
+            timeout=self._responseTimeout,
+        )
+        self._localError(504, b"Gateway Timeout")
+
+    def _abandonUpstream(self) -> None:
+        """
+        Give up on the backend side of this exchange: no timer, no connect
+        in progress, no more body, the connection (if any) aborted so it is
+        never reused half-way through a request.
+        """
+        self._cancelTimer()
+        self._dropConnect()
+        conn, self._conn = self._conn, None
+        if self._body is not None:
+            self._body.detach()
+        if conn is not None:
+            conn.abort()
+        self._endAttempt()
+
+    def _passiveFailure(self, member, reason: Failure) -> None:
+        if self._health is not None and member is not None:
+            self._health.connectionFailed(self._pool, member, describe_failure(reason))
+
+    # Endings ----------------------------------------------------------------
+
+    def _internalError(self, reason: Failure) -> None:
+        log.failure("proxying to {target} failed", reason, target=self.target)
+        if self.done:
+            return
+        self._abandonUpstream()
+        if self._headSent:
+            self._abortClient()
+        else:
+            self._localError(502, b"Bad Gateway")
+
+    def _localError(self, code: int, phrase: bytes, headers=()) -> None:
+        self._finishUpstream()
+        self.status = code
+        self.sent = len(phrase) + 5
+        self._end()
+        local_response(self._request, code, phrase, headers)
+
+    def _abortClient(self) -> None:
+        request = self._request
+        if request.producer is not None:
+            request.unregisterProducer()
+        self._finishUpstream()
+        self._end()
+        # HTTP/1.1: close after what arrived if the client can tell the body
+        # is short, else reset; HTTP/2: reset the stream.
+        request.abortResponse()
+
+    def _clientGone(self, reason: Failure) -> None:
+        if self.done:
+            return None
+        # 499 (as nginx logs it) unless the channel refused the request,
+        # e.g. a malformed or too slow body (400, 408).
+        self.status = getattr(self._request, "rejected", None) or 499
+        self._abandonUpstream()
+        self._finishUpstream()
+        self._end()
+        return None
+
+    def _finishUpstream(self) -> None:
+        if self._upstreamStart is not None and self.upstreamTime is None:
+            self.upstreamTime = self._clock.seconds() - self._upstreamStart
+
+    def _end(self) -> None:
+        self.done = True
+        self._cancelTimer()
+        self._leaveQueue()
+        self._onDone(self)
+
+
+def _wakeNext(pool) -> None:
+    """
+    Give the room a finished request left on one of C{pool}'s members to
+    the oldest request waiting for it.
+    """
+    while pool.waiting:
+        waiter = pool.waiting.popleft()
+        if not waiter.done:
+            waiter.resume()
+            return
+
+
+def _describe(reason: Failure) -> str:
+    value = reason.value
+    text = str(value) or value.__class__.__name__
+    return text.strip()
