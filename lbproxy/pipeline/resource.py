@@ -10,7 +10,6 @@ connections, streaming both ways, see L{lbproxy.upstream.exchange}).
 
 from __future__ import annotations
 
-import re
 from typing import Optional
 
 from twisted.web import http
@@ -18,70 +17,16 @@ from twisted.web.proxy import ReverseProxyResource
 from twisted.web.server import NOT_DONE_YET
 
 from lbproxy.observe.accesslog import AccessLog, format_line
-from lbproxy.upstream.exchange import Exchange, local_response
+from lbproxy.frontend.reply import local_response
+from lbproxy.upstream.exchange import Exchange
 from lbproxy.policy.headerrules import new_request_id
 from lbproxy.policy.headers import forwarded_request_headers
 from lbproxy.policy.ratelimit import retry_after
 from lbproxy.runtime.routing import BadPath, normalize_host, normalize_request_path, strip_prefix
 from lbproxy.runtime.snapshot import Runtime
-from lbproxy.tls.edge import misdirected
+from lbproxy.tls.peer import misdirected
 from lbproxy.upstream.connections import ConnectionPool
-
-
-#: Bytes that may not appear in a request target: controls, space, DEL,
-#: non-ASCII, and the backslash.
-_UNSAFE_TARGET = re.compile(rb"[^\x21-\x7e]|\\")
-
-#: An incoming request id is kept only if it is a plain token.
-_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:@+=/-]{1,200}$")
-
-_HOST = re.compile(
-    rb"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9!$&'()*+,;=._~%-]+)(?::([0-9]{1,5}))?$"
-)
-
-
-def valid_host(value: bytes) -> bool:
-    """
-    Whether a Host header (or absolute-form authority) is a plain
-    C{host[:port]}: a registered name or IPv4 address, or an IPv6 literal
-    in brackets, with an optional numeric port; no user info, spaces or
-    other characters.
-    """
-    match = _HOST.match(value)
-    if match is None:
-        return False
-    port = match.group(1)
-    return port is None or int(port) <= 65535
-
-
-def split_target(uri: bytes):
-    """
-    Split a request target into (authority, path, query).
-
-    @return: C{(authority or None, path, query or None)}, or L{None} if the
-        target is neither origin-form (C{/path?q}) nor absolute-form
-        (C{http://host/path?q}).
-    """
-    authority = None
-    if not uri.startswith(b"/"):
-        lower = uri[:8].lower()
-        if lower.startswith(b"http://"):
-            rest = uri[7:]
-        elif lower.startswith(b"https://"):
-            rest = uri[8:]
-        else:
-            return None
-        slash = rest.find(b"/")
-        question = rest.find(b"?")
-        ends = [i for i in (slash, question) if i >= 0]
-        end = min(ends) if ends else len(rest)
-        authority, uri = rest[:end], rest[end:]
-        if not authority or b"@" in authority:
-            return None
-        if not uri.startswith(b"/"):
-            uri = b"/" + uri
-    path, question, query = uri.partition(b"?")
-    return authority, path, (query if question else None)
+from lbproxy.frontend.target import REQUEST_ID, UNSAFE_TARGET, split_target, valid_host
 
 
 class ProxyResource(ReverseProxyResource):
@@ -135,7 +80,7 @@ class ProxyResource(ReverseProxyResource):
             self._reject(request, start, 400, b"Bad Request")
             return NOT_DONE_YET
         authority, rawPath, query = split
-        if _UNSAFE_TARGET.search(request.uri) is not None:
+        if UNSAFE_TARGET.search(request.uri) is not None:
             # Only visible ASCII in a request target (RFC 9112 3.2); a raw
             # backslash means "/" to some backends but not to lbproxy.
             self._reject(request, start, 400, b"Bad Request")
@@ -251,7 +196,7 @@ class ProxyResource(ReverseProxyResource):
             target += b"?" + query
         proto = self._proto or (b"https" if request.isSecure() else b"http")
         if idName is not None:
-            if requestId is None or not _REQUEST_ID.match(requestId):
+            if requestId is None or not REQUEST_ID.match(requestId):
                 # Generated when absent (or not a plain token), passed on,
                 # logged and returned.
                 requestId = new_request_id()

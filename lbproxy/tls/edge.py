@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import signal
 from dataclasses import dataclass
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
@@ -44,8 +43,8 @@ from lbproxy.tls.certs import (
 )
 from lbproxy.config import Config, ConfigError, _child
 from lbproxy.frontend.http import ProxyRequest, ProxySite
+from lbproxy.tls.redirect import RedirectResource
 from lbproxy.frontend.http2 import H2_AVAILABLE, NegotiatingChannel
-from lbproxy.app.signals import SignalService
 from lbproxy.config.tls import TLSConfig, UpstreamTLS
 from lbproxy.upstream.tls import (
     UpstreamEndpoints,
@@ -64,7 +63,6 @@ __all__ = [
     "TLSProxySite",
     "TLSRequest",
     "load_tls_material",
-    "misdirected",
     "server_context",
 ]
 
@@ -311,42 +309,6 @@ class ServerTLS:
 # -- requests over TLS ---------------------------------------------------------
 
 
-def tls_connection(request) -> Optional[SSL.Connection]:
-    """
-    The OpenSSL connection a request came over, or L{None} for plain HTTP.
-    """
-    inbound = getattr(request, "inbound", request.channel)
-    transport = getattr(inbound, "transport", None)
-    getHandle = getattr(transport, "getHandle", None)
-    if getHandle is None:
-        return None
-    handle = getHandle()
-    return handle if isinstance(handle, SSL.Connection) else None
-
-
-def misdirected(request, host: Optional[str]) -> bool:
-    """
-    Whether a request must get C{421 Misdirected Request}: it came over a
-    TLS connection whose client asked (SNI) for one name and whose
-    certificate does not cover the request's host.  See
-    L{lbproxy.tls.sni.misdirected}.
-
-    @param host: The request's normalized host, or L{None}.
-    """
-    if host is None:
-        return False
-    connection = tls_connection(request)
-    if connection is None:
-        return False
-    serverName = connection.get_servername()
-    if not serverName:
-        return False
-    loaded = connection.get_context().get_app_data()
-    if not isinstance(loaded, LoadedCertificate):
-        return False
-    return sni.misdirected(serverName.decode("ascii", "replace"), loaded.names, host)
-
-
 class TLSRequest(ProxyRequest):
     """
     A request on a TLS listener: its response carries the site's HSTS
@@ -532,10 +494,6 @@ class TLSEdge:
         if settings is None or not settings.redirect_http:
             return site
         assert settings.redirect_port is not None
-        # Imported here: lbproxy.tls.redirect imports lbproxy.pipeline.resource, which
-        # imports this module.
-        from lbproxy.tls.redirect import RedirectResource
-
         return ProxySite(
             RedirectResource(settings.redirect_port, self._reactor, accessLog),
             **_siteArguments(site),
@@ -562,12 +520,6 @@ class TLSEdge:
         except TypeError:  # pragma: no cover - Twisted before the clock argument
             factory = _ServerTLSFactory(self.server, False, tlsSite)
         return [(description, factory) for description in settings.listen]
-
-    def services(self) -> List[object]:
-        """
-        Services to run alongside: the SIGHUP reload.
-        """
-        return [SignalService(signal.SIGHUP, self.reloader.reload, self._reactor)]
 
 
 def _siteArguments(site: ProxySite) -> dict:

@@ -14,8 +14,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from lbproxy.observe.accesslog import AccessLog, format_line
-from lbproxy.upstream.exchange import local_response
-from lbproxy.pipeline.resource import split_target
+from lbproxy.frontend.reply import local_response
+from lbproxy.frontend.target import split_target
 
 __all__ = ["RedirectResource", "https_location"]
 
