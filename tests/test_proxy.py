@@ -683,7 +683,10 @@ class FailureTests(SynchronousTestCase):
         client.disconnect()
         self.proxy.reactor.advance(5)
         self.assertEqual(self.proxy.exchangeTimers(), [])
-        self.assertEqual(self.proxy.resource.active, set())
+        # The exchange ended: logged, and nothing in flight any more.
+        self.assertIn(" 499 ", self.proxy.logLines()[-1])
+        pool = self.proxy.resource.runtime.pools["mango"]
+        self.assertEqual([m.inflight for m in pool.members], [0, 0])
         self.assertEqual(self.flushLoggedErrors(), [])
 
     def test_slowClientPausesBackend(self):

@@ -28,6 +28,7 @@ from lbproxy.health.checker import HealthChecker, probe_client
 from lbproxy.frontend.http import ProxySite
 from lbproxy.frontend.hygiene import ClientLimits
 from lbproxy.pipeline.resource import ProxyResource
+from lbproxy.runtime.services import Services
 from lbproxy.runtime.snapshot import Runtime
 from lbproxy.app.signals import SignalService
 from lbproxy.tls.edge import TLSEdge, TLSMaterial
@@ -86,7 +87,8 @@ class ProxyService(MultiService):
             idleTimeout=server.idle_timeout,
             endpointFactory=self.tls.endpoints,
         )
-        runtime = Runtime(config)
+        services = Services(reactor, self.connections, accessLog=self.accessLog)
+        runtime = Runtime(config, services)
         self.health = HealthChecker(
             runtime.pools,
             runtime.health,
@@ -100,9 +102,8 @@ class ProxyService(MultiService):
         if self.role == "main":
             self._superviseWorkers(config, reactor, spawn or reactor.spawnProcess)
             return
-        self.resource = ProxyResource(
-            runtime, self.connections, reactor, self.accessLog, health=self.health
-        )
+        services.health = self.health
+        self.resource = ProxyResource(runtime, reactor)
         self.site = ProxySite(
             self.resource, limits=ClientLimits.fromServer(server), reactor=reactor
         )

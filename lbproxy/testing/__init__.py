@@ -24,6 +24,7 @@ from lbproxy.health.checker import HealthChecker
 from lbproxy.frontend.http import ProxySite
 from lbproxy.frontend.hygiene import ClientLimits
 from lbproxy.pipeline.resource import ProxyResource
+from lbproxy.runtime.services import Services
 from lbproxy.runtime.snapshot import Runtime
 from lbproxy.upstream.connections import ConnectionPool
 
@@ -136,11 +137,11 @@ class ProxyHarness:
             idleTimeout=server.idle_timeout,
             endpointFactory=endpointFactory or _endpoint,
         )
-        runtime = Runtime(config)
+        services = Services(self.reactor, self.connections, accessLog=AccessLog(self.log))
+        runtime = Runtime(config, services)
         self.health = HealthChecker(runtime.pools, runtime.health, self.reactor, probeClient)
-        self.resource = ProxyResource(
-            runtime, self.connections, self.reactor, AccessLog(self.log), health=self.health
-        )
+        services.health = self.health
+        self.resource = ProxyResource(runtime, self.reactor)
         self.site = ProxySite(
             self.resource, limits=ClientLimits.fromServer(server), reactor=self.reactor
         )

@@ -30,7 +30,7 @@ from lbproxy.policy.headers import end_to_end
 from lbproxy.health.checker import describe_failure
 from lbproxy.wire.http1 import ProtocolError, content_length, request_head
 
-from lbproxy.frontend.reply import local_response
+from lbproxy.pipeline.context import LocalReply
 
 log = Logger()
 
@@ -48,50 +48,29 @@ class Exchange:
         response, or L{None}.
     """
 
-    def __init__(
-        self,
-        request,
-        pool,
-        connections,
-        clock,
-        responseTimeout: float,
-        method: bytes,
-        target: bytes,
-        headers,
-        onDone,
-        health=None,
-        relay=None,
-    ) -> None:
+    def __init__(self, context, forward) -> None:
         """
-        @param request: the L{lbproxy.frontend.http.ProxyRequest}.
-        @param pool: the L{lbproxy.balance.pool.Pool} to pick targets from.
-        @param connections: the L{lbproxy.upstream.connections.ConnectionPool}.
-        @param clock: an L{IReactorTime}.
-        @param method: the method to send.
-        @param target: the request target to send (path and query).
-        @param headers: the header pairs to send (framing is added here).
-        @param onDone: called with this exchange when it has ended.
-        @param health: told of connection failures and responses (passive
-            health checks), e.g. an L{lbproxy.health.checker.HealthChecker}.
-        @param relay: C{relay(headers, target)} returns the end-to-end
-            response headers to send the client (header rules, CORS,
-            request id), or L{None} to send them as they are.
+        @param context: the request's L{lbproxy.pipeline.context.RequestContext}:
+            the request, the target and headers to send, and the chain whose
+            response hooks and done hooks this exchange runs.
+        @param forward: the route's L{lbproxy.terminals.forward.Forward}:
+            the pool to pick targets from, the response timeout, and the
+            services (backend connections, clock, passive health checks).
         """
+        request = context.request
+        services = forward.services
+        self._context = context
         self._request = request
-        self._pool = pool
-        self._connections = connections
-        self._clock = clock
-        self._responseTimeout = responseTimeout
-        self._method = method
-        self._target = target
-        self._headers = headers
-        self._onDone = onDone
-        self._health = health
-        self._relay = relay
+        self._pool = forward.pool
+        self._connections = services.connections
+        self._clock = services.clock
+        self._responseTimeout = forward.responseTimeout
+        self._method = request.method
+        self._health = services.health
         self._body = request.body
         if self._body is not None:
             self._body.onTooLarge = self._bodyTooLarge
-        self._retrySafe = self._body is None and method in IDEMPOTENT
+        self._retrySafe = self._body is None and self._method in IDEMPOTENT
         self._tried: List = []
         self._member = None
         self._conn = None
@@ -216,7 +195,7 @@ class Exchange:
             self._connections.release(conn)
             return
         self._conn = conn
-        headers = list(self._headers)
+        headers = list(self._context.headers)
         chunked = False
         if self._body is not None:
             if self._body.chunked:
@@ -226,7 +205,9 @@ class Exchange:
                 headers.append((b"Content-Length", b"%d" % (self._body.length,)))
         elif self._method in (b"POST", b"PUT", b"PATCH"):
             headers.append((b"Content-Length", b"0"))
-        conn.send(self, self._method, request_head(self._method, self._target, headers), chunked)
+        conn.send(
+            self, self._method, request_head(self._method, self._context.target, headers), chunked
+        )
         if self._body is None:
             conn.endBody()
             self._requestSent()
@@ -274,8 +255,10 @@ class Exchange:
         request.setResponseCode(code, reason or None)
         out = request.responseHeaders
         relayed = end_to_end(headers)
-        if self._relay is not None:
-            relayed = self._relay(relayed, self.target)
+        context = self._context
+        context.upstream = self.target
+        for hook in context.chain.headHooks:
+            relayed = hook(context, relayed)
         for name, value in relayed:
             out.addRawHeader(name, value)
         length = self._conn.responseLength
@@ -413,11 +396,18 @@ class Exchange:
             self._localError(502, b"Bad Gateway")
 
     def _localError(self, code: int, phrase: bytes, headers=()) -> None:
+        """
+        Answer the client from lbproxy (502, 503, 504, 413), through the
+        chain's response hooks, and end.
+        """
         self._finishUpstream()
-        self.status = code
-        self.sent = len(phrase) + 5
+        self.done = True
+        context = self._context
+        context.upstream = self.target
+        context.chain.respondLocally(context, LocalReply(code, phrase, headers))
+        self.status = context.status
+        self.sent = context.sent
         self._end()
-        local_response(self._request, code, phrase, headers)
 
     def _abortClient(self) -> None:
         request = self._request
@@ -448,7 +438,12 @@ class Exchange:
         self.done = True
         self._cancelTimer()
         self._leaveQueue()
-        self._onDone(self)
+        context = self._context
+        context.status = self.status
+        context.sent = self.sent
+        context.upstream = self.target
+        context.upstreamTime = self.upstreamTime
+        context.chain.finish(context)
 
 
 def _wakeNext(pool) -> None:

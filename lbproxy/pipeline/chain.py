@@ -1,0 +1,141 @@
+# -*- test-case-name: tests.test_pipeline -*-
+"""
+Stages and the chain that runs them.
+
+A L{Stage} does one job for a request and may have up to three parts:
+
+  - C{request(context)}: runs before the request goes on.  It returns
+    L{None} to go on, or a L{LocalReply} to answer the request itself
+    (nothing after it runs, the terminal included);
+  - C{responseHead(context, headers)}: runs on the end-to-end headers of
+    every answer the request gets, forwarded or local, and returns the
+    headers to send;
+  - C{done(context)}: runs once the exchange has ended (access log, and
+    later metrics and balancing feedback).
+
+A L{Chain} is built once per route when the configuration is built (see
+L{lbproxy.pipeline.order}): a route without a feature has no stage for it.
+It keeps the parts as tuples of bound methods, so a request costs a loop
+and no lookups.  Response hooks run in the reverse order of the request
+parts (the stage nearest the backend sees the response first).  The
+terminal (forwarding, not-found, routing to another chain; later a cache
+hit, an upgrade, a redirect) gets the context once every request part has
+let it through.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence, Tuple
+
+from lbproxy.frontend.reply import local_response
+from lbproxy.pipeline.context import HeaderList, LocalReply, RequestContext
+
+__all__ = ["Chain", "Stage", "Terminal"]
+
+
+class Stage:
+    """
+    The base of every stage: a subclass defines the parts it needs; the
+    others stay L{None} and the chain leaves them out.
+
+    @cvar name: the stage's name in L{lbproxy.pipeline.order.ORDER}.
+    """
+
+    name = "stage"
+    request: Optional[Callable[[RequestContext], Optional[LocalReply]]] = None
+    responseHead: Optional[Callable[[RequestContext, HeaderList], HeaderList]] = None
+    done: Optional[Callable[[RequestContext], None]] = None
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__}>"
+
+
+class Terminal:
+    """
+    The end of a chain: what happens to a request every stage let through.
+    A subclass defines C{__call__(context)}.
+    """
+
+    name = "terminal"
+
+    def __call__(self, context: RequestContext) -> None:
+        raise NotImplementedError()
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__}>"
+
+
+class Chain:
+    """
+    The stages of one route (or of the runtime's entry, or of requests no
+    route matches), in order, and its terminal.
+
+    @ivar stages: the L{Stage}s, in request order.
+    @ivar terminal: the L{Terminal}.
+    @ivar steps: the stages' request parts, in order.
+    @ivar headHooks: the stages' response-head parts, last stage first.
+    @ivar doneHooks: the stages' done parts, in order.
+    """
+
+    __slots__ = ("stages", "terminal", "steps", "headHooks", "doneHooks")
+
+    def __init__(self, stages: Sequence[Stage], terminal: Terminal) -> None:
+        self.stages: Tuple[Stage, ...] = tuple(stages)
+        self.terminal = terminal
+        self.steps = tuple(s.request for s in self.stages if s.request is not None)
+        self.headHooks = tuple(
+            s.responseHead for s in reversed(self.stages) if s.responseHead is not None
+        )
+        self.doneHooks = tuple(s.done for s in self.stages if s.done is not None)
+
+    def __repr__(self) -> str:
+        names = ", ".join(s.name for s in self.stages)
+        return f"<Chain [{names}] -> {self.terminal.name}>"
+
+    def names(self) -> Tuple[str, ...]:
+        """
+        The names of the stages, in order (for tests and the status page).
+        """
+        return tuple(s.name for s in self.stages)
+
+    def run(self, context: RequestContext) -> None:
+        """
+        Take a request through the stages: the first local reply answers
+        it, else the terminal gets it.
+        """
+        context.chain = self
+        for step in self.steps:
+            reply = step(context)
+            if reply is not None:
+                self.reply(context, reply)
+                return
+        self.terminal(context)
+
+    def respondLocally(self, context: RequestContext, reply: LocalReply) -> None:
+        """
+        Send a local answer through the response hooks, without ending the
+        exchange (the caller does, e.g. an L{lbproxy.upstream.exchange.Exchange}
+        whose backend failed).
+        """
+        request = context.request
+        if reply.close:
+            request.closeAfterResponse()
+        headers = list(reply.headers)
+        for hook in self.headHooks:
+            headers = hook(context, headers)
+        context.status = reply.code
+        context.sent = local_response(request, reply.code, reply.phrase, headers, reply.body)
+
+    def reply(self, context: RequestContext, reply: LocalReply) -> None:
+        """
+        Answer a request locally and end it.
+        """
+        self.respondLocally(context, reply)
+        self.finish(context)
+
+    def finish(self, context: RequestContext) -> None:
+        """
+        The exchange has ended: run the done hooks.
+        """
+        for hook in self.doneHooks:
+            hook(context)

@@ -1,0 +1,28 @@
+# -*- test-case-name: tests.test_pipeline -*-
+"""
+The long-lived parts a runtime's chains are built with: they outlive any
+one L{lbproxy.runtime.snapshot.Runtime} and are shared by all.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Services"]
+
+
+class Services:
+    """
+    @ivar clock: an L{IReactorTime}.
+    @ivar connections: the backend L{lbproxy.upstream.connections.ConnectionPool},
+        or L{None} where nothing is forwarded (a unit test of the chains).
+    @ivar health: the L{lbproxy.health.checker.HealthChecker} told of
+        passive failures, or L{None}.
+    @ivar accessLog: the L{lbproxy.observe.accesslog.AccessLog}, or L{None}.
+    """
+
+    __slots__ = ("clock", "connections", "health", "accessLog")
+
+    def __init__(self, clock, connections=None, health=None, accessLog=None) -> None:
+        self.clock = clock
+        self.connections = connections
+        self.health = health
+        self.accessLog = accessLog
