@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import shutil
+import subprocess
 import sys
-from typing import List, Optional, Sequence, Set
+from typing import Callable, List, Optional, Sequence, Set
 
 from bench.harness import parse_cpus
 from bench.runner import run
@@ -40,6 +42,52 @@ def _cpus(text: str) -> Set[int]:
         return parse_cpus(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+#: What a baseline's label may be: it becomes part of subject names, which
+#: C{--only} separates with commas and the interpreter tag follows after
+#: an C{@}.
+LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*\Z")
+
+
+def git_describe(root: str) -> Optional[str]:
+    """
+    C{git describe --tags --always --dirty} of C{root} when it is the top
+    of a git checkout (or worktree), else L{None}.
+    """
+    if not os.path.exists(os.path.join(root, ".git")):
+        return None
+    try:
+        done = subprocess.run(
+            ["git", "-C", root, "describe", "--tags", "--always", "--dirty"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=dict(os.environ, GIT_OPTIONAL_LOCKS="0"),
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = done.stdout.decode("utf-8", "replace").strip()
+    return text if done.returncode == 0 and text else None
+
+
+def default_baseline_label(
+    root: str, describe: Callable[[str], Optional[str]] = git_describe
+) -> str:
+    """
+    The baseline's label when C{--baseline-label} is not given: the tree's
+    C{git describe} if it is a checkout, else its directory's name without
+    a leading C{lbproxy-} (C{/tmp/lbproxy-base} is C{base}); characters a
+    label cannot have become C{-}.
+    """
+    text = describe(root)
+    if not text:
+        text = os.path.basename(os.path.normpath(root))
+        if text.startswith("lbproxy-") and len(text) > len("lbproxy-"):
+            text = text[len("lbproxy-") :]
+    text = re.sub(r"[^A-Za-z0-9._+-]", "-", text).lstrip("._+-")
+    return text or "base"
 
 
 def _positive(text: str) -> int:
@@ -119,7 +167,8 @@ def parser() -> argparse.ArgumentParser:
         "--only",
         metavar="NAMES",
         help="comma-separated subjects to run besides the backend: nginx, haproxy, "
-        "twisted, lbproxy, lbproxy-log, twisted@TAG, lbproxy@TAG, lbproxy-wN",
+        "twisted, lbproxy, lbproxy-log, twisted@TAG, lbproxy@TAG, lbproxy-wN, and with "
+        "--baseline-root lbproxy@LABEL, lbproxy@LABEL@TAG",
     )
     p.add_argument(
         "--no-pin", dest="pin", action="store_false", help="do not pin processes to CPUs"
@@ -143,6 +192,19 @@ def parser() -> argparse.ArgumentParser:
         "commit) instead of this repository",
     )
     p.add_argument(
+        "--baseline-root",
+        metavar="DIR",
+        help="also run lbproxy from this source tree (e.g. a 'git archive' export of the "
+        "previous main) as the subject lbproxy@LABEL, under every interpreter, and compare "
+        "it with lbproxy round by round",
+    )
+    p.add_argument(
+        "--baseline-label",
+        metavar="LABEL",
+        help="the baseline's name in subject names (default: the tree's 'git describe', "
+        "else its directory's name without 'lbproxy-': /tmp/lbproxy-base is 'base')",
+    )
+    p.add_argument(
         "--results", metavar="DIR", help="where the run's directory is made (default bench/results)"
     )
     p.add_argument(
@@ -162,7 +224,8 @@ def settings_from(argv: Sequence[str], cpus: Optional[Set[int]] = None) -> Setti
 
     @param cpus: The CPUs this process may use (default: its affinity).
     """
-    args = parser().parse_args(list(argv))
+    p = parser()
+    args = p.parse_args(list(argv))
     defaults = QUICK if args.quick else FULL
     settings = Settings()
     settings.quick = args.quick
@@ -183,6 +246,22 @@ def settings_from(argv: Sequence[str], cpus: Optional[Set[int]] = None) -> Setti
     settings.keep_temp = args.keep_temp
     if args.lbproxy_root:
         settings.lbproxy_root = os.path.abspath(args.lbproxy_root)
+    if args.baseline_label is not None and not args.baseline_root:
+        p.error("--baseline-label needs --baseline-root")
+    if args.baseline_root:
+        root = os.path.abspath(args.baseline_root)
+        if not os.path.isfile(os.path.join(root, "lbproxy", "__init__.py")):
+            p.error(f"--baseline-root {args.baseline_root}: no lbproxy/__init__.py there")
+        label = args.baseline_label
+        if label is None:
+            label = default_baseline_label(root)
+        elif not LABEL.match(label):
+            p.error(
+                f"--baseline-label {label!r}: letters, digits and . _ + - only, "
+                "starting with a letter or digit"
+            )
+        settings.baseline_root = root
+        settings.baseline_label = label
     if args.results:
         settings.results = os.path.abspath(args.results)
     settings.nginx = args.nginx or _find("nginx")

@@ -10,25 +10,53 @@ import platform
 import subprocess
 from typing import Dict, List, Optional, Sequence
 
-__all__ = ["interpreter_facts", "load_average", "machine_facts", "tool_version"]
+__all__ = [
+    "from_tree",
+    "interpreter_facts",
+    "load_average",
+    "machine_facts",
+    "parse_probe",
+    "tool_version",
+]
 
+#: Prints C{bench-probe: KEY=VALUE} lines (anything else the imports print
+#: is ignored): the interpreter's tag and version, Twisted's version,
+#: whether lbproxy imports and from where, and which module and file
+#: C{twistd lbproxy} would take the plugin's service maker from.
 _INTERPRETER_PROBE = (
-    "import platform, sys\n"
+    "import os, platform, sys\n"
+    "def out(key, value):\n"
+    "    sys.stdout.write('bench-probe: %s=%s\\n' % (key, value))\n"
+    "    sys.stdout.flush()\n"
     "name = platform.python_implementation().lower()\n"
-    "print('%s%d.%d' % ('pypy' if name == 'pypy' else 'cpython', *sys.version_info[:2]))\n"
+    "out('tag', '%s%d.%d' % ('pypy' if name == 'pypy' else 'cpython', *sys.version_info[:2]))\n"
     "extra = getattr(sys, 'pypy_version_info', None)\n"
     "extra = ' (PyPy %d.%d.%d)' % tuple(extra[:3]) if extra else ''\n"
-    "print(platform.python_implementation() + ' ' + platform.python_version() + extra)\n"
+    "out('python', platform.python_implementation() + ' ' + platform.python_version() + extra)\n"
     "try:\n"
     "    import twisted\n"
-    "    print(twisted.__version__)\n"
+    "    out('twisted', twisted.__version__)\n"
     "except Exception as e:\n"
-    "    print('')\n"
+    "    out('twisted', '')\n"
     "try:\n"
     "    import lbproxy\n"
-    "    print('yes')\n"
+    "    out('lbproxy', 'yes')\n"
+    "    out('lbproxy_dir', os.path.dirname(os.path.abspath(lbproxy.__file__)))\n"
     "except Exception as e:\n"
-    "    print('no: %s' % (e,))\n"
+    "    out('lbproxy', 'no: %s' % (str(e).splitlines() or [type(e).__name__])[0])\n"
+    "try:\n"
+    "    from twisted.plugin import getPlugins\n"
+    "    from twisted.application.service import IServiceMaker\n"
+    "    found = [p for p in getPlugins(IServiceMaker) if getattr(p, 'tapname', '') == 'lbproxy']\n"
+    "    if found:\n"
+    "        plugin = sys.modules.get('twisted.plugins.lbproxy_plugin')\n"
+    "        out('plugin', found[-1].module)\n"
+    "        out('plugin_file', os.path.abspath(getattr(plugin, '__file__', '') or ''))\n"
+    "        __import__(found[-1].module)\n"
+    "        tap = sys.modules[found[-1].module]\n"
+    "        out('tap_file', os.path.abspath(tap.__file__))\n"
+    "except Exception as e:\n"
+    "    out('plugin_error', (str(e).splitlines() or [type(e).__name__])[0])\n"
 )
 
 
@@ -84,17 +112,39 @@ def tool_version(command: Sequence[str]) -> str:
     return output.strip().splitlines()[0].strip()
 
 
-def interpreter_facts(python: str, cwd: str) -> Dict[str, str]:
+def parse_probe(output: str) -> Dict[str, str]:
+    """
+    The C{KEY=VALUE} pairs of the probe's C{bench-probe:} lines.
+    """
+    found: Dict[str, str] = {}
+    for line in output.splitlines():
+        if line.startswith("bench-probe: ") and "=" in line:
+            key, _, value = line[len("bench-probe: ") :].partition("=")
+            found[key] = value.strip()
+    return found
+
+
+def interpreter_facts(
+    python: str, cwd: str, env: Optional[Dict[str, str]] = None
+) -> Dict[str, str]:
     """
     What C{python} is: C{tag} (C{"cpython3.11"}, C{"pypy3.9"}), C{python}
     (implementation and version), C{twisted} (its version, empty if it
     cannot import Twisted) and C{lbproxy} (C{"yes"} or why not), the
-    imports tried from C{cwd} (the repository root).
+    imports tried from C{cwd} (the tree lbproxy runs from) with C{env}
+    (the servers' environment); when lbproxy imports, C{lbproxy_dir}
+    (where from), and C{plugin}, C{plugin_file} and C{tap_file}: the
+    module C{twistd lbproxy} would make the service with, the twistd
+    plugin file that names it and that module's file.
     """
-    output = _run([python, "-c", _INTERPRETER_PROBE], cwd=cwd)
-    lines = (output or "").splitlines()
-    if len(lines) < 4:
-        reason = (output or "could not run it").strip().splitlines()[-1:] or ["no output"]
+    output = _run([python, "-c", _INTERPRETER_PROBE], cwd=cwd, env=env)
+    found = parse_probe(output or "")
+    if not all(key in found for key in ("tag", "python", "twisted", "lbproxy")):
+        lines = [
+            line for line in (output or "could not run it").strip().splitlines()
+            if not line.startswith("bench-probe: ")
+        ]
+        reason = lines[-1:] or ["no output"]
         return {
             "tag": os.path.basename(python),
             "python": "unavailable",
@@ -102,13 +152,34 @@ def interpreter_facts(python: str, cwd: str) -> Dict[str, str]:
             "lbproxy": f"no: {reason[0]}",
             "path": python,
         }
-    return {
-        "tag": lines[0],
-        "python": lines[1],
-        "twisted": lines[2],
-        "lbproxy": lines[3],
-        "path": python,
-    }
+    facts = {key: found[key] for key in ("tag", "python", "twisted", "lbproxy")}
+    for key in ("lbproxy_dir", "plugin", "plugin_file", "tap_file", "plugin_error"):
+        if key in found:
+            facts[key] = found[key]
+    facts["path"] = python
+    return facts
+
+
+def from_tree(facts: Dict[str, str], root: str) -> Optional[str]:
+    """
+    L{None} if the interpreter of C{facts} imports lbproxy, its twistd
+    plugin and the plugin's service maker all from C{root}, else what
+    comes from elsewhere.
+    """
+    top = os.path.join(os.path.realpath(root), "")
+    for key, what in (
+        ("lbproxy_dir", "lbproxy"),
+        ("plugin_file", "the twistd plugin"),
+        ("tap_file", "the plugin's module"),
+    ):
+        path = facts.get(key)
+        if not path:
+            if key == "lbproxy_dir" or "plugin_error" not in facts:
+                return f"{what} not found"
+            return f"{what} not found: {facts['plugin_error']}"
+        if not os.path.join(os.path.realpath(path), "").startswith(top):
+            return f"{what} is imported from {path}, not from {root}"
+    return None
 
 
 def _cpu_model() -> str:
@@ -186,4 +257,9 @@ def summary_lines(facts: Dict[str, str], interpreters: List[Dict[str, str]]) -> 
         twisted = item["twisted"] or "no Twisted"
         lines.append(f"{item['tag']}: {item['python']}; Twisted {twisted}")
     lines.append(f"lbproxy commit: {facts['lbproxy_commit']}")
+    if facts.get("baseline_root"):
+        lines.append(
+            f"baseline lbproxy@{facts['baseline_label']}: {facts['baseline_root']}, "
+            f"commit {facts['baseline_commit']}"
+        )
     return lines

@@ -16,6 +16,7 @@ __all__ = [
     "SMALL_BODY",
     "Scenario",
     "Subject",
+    "baseline_subject",
     "default_scenarios",
     "estimate_seconds",
     "interleave",
@@ -83,11 +84,31 @@ class Subject:
     @ivar label: What the table and chart call it.
     @ivar kind: C{"backend"}, C{"nginx"}, C{"haproxy"}, C{"twisted"} or
         C{"lbproxy"}; ratios are computed for every C{"lbproxy"} subject.
+    @ivar baseline_for: For lbproxy run from the baseline tree
+        (C{--baseline-root}), the name of the subject that runs the new
+        tree under the same interpreter, which is compared with it round
+        by round; else empty.
+    @ivar root: For lbproxy, the source tree it runs from; else empty.
     """
 
     name: str
     label: str
     kind: str
+    baseline_for: str = ""
+    root: str = ""
+
+
+def baseline_subject(label: str, tag: str = "") -> Tuple[str, str]:
+    """
+    The name and the table label of lbproxy run from the baseline tree
+    called C{label}: C{("lbproxy@base", "lbproxy@base")} under the main
+    interpreter, C{("lbproxy@base@pypy3.9", "lbproxy@base (pypy3.9)")}
+    under the one tagged C{pypy3.9}.
+    """
+    name = f"lbproxy@{label}"
+    if not tag:
+        return name, name
+    return f"{name}@{tag}", f"{name} ({tag})"
 
 
 def interleave(

@@ -17,14 +17,19 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from bench.plan import Scenario, Subject
 
 __all__ = [
+    "BASELINE_METRICS",
     "DENOMINATORS",
+    "BaselineRow",
     "Measurement",
+    "RoundRatio",
     "Summary",
+    "baseline_rows",
     "draw_chart",
     "markdown_report",
     "ratio",
     "ratio_columns",
     "ratio_rows",
+    "round_ratios",
     "summarize",
     "write_csv",
     "write_json",
@@ -237,6 +242,146 @@ def ratio_rows(
     return rows
 
 
+#: What lbproxy is compared with its baseline in: label, large
+#: responses?, L{Measurement} field.
+BASELINE_METRICS: Tuple[Tuple[str, bool, str], ...] = (
+    ("req/s, small", False, "requests_per_sec"),
+    ("p99 ms, small (lower is better)", False, "p99"),
+    ("MiB/s, 1 MiB", True, "mib_per_sec"),
+)
+
+
+@dataclass(frozen=True)
+class RoundRatio:
+    """
+    One round of lbproxy against its baseline in one scenario and metric.
+
+    @ivar new: The new tree's figure, or L{None} if it gave none.
+    @ivar baseline: The baseline's figure, or L{None}.
+    """
+
+    round: int
+    new: Optional[float]
+    baseline: Optional[float]
+
+    @property
+    def ratio(self) -> Optional[float]:
+        """
+        C{new / baseline}, or L{None} when either is missing or the
+        baseline is zero.
+        """
+        if self.new is None or not self.baseline:
+            return None
+        return self.new / self.baseline
+
+
+@dataclass(frozen=True)
+class BaselineRow:
+    """
+    One line of the table of lbproxy against its baseline.
+
+    @ivar label: The two subjects, the scheme and the metric.
+    @ivar new: The new tree's subject name.
+    @ivar baseline: The baseline's subject name.
+    @ivar metric: A L{Measurement} field.
+    @ivar rounds: Every round either side was measured in, in order.
+    """
+
+    label: str
+    new: str
+    baseline: str
+    scenario: str
+    metric: str
+    rounds: Tuple[RoundRatio, ...]
+
+    @property
+    def median(self) -> Optional[float]:
+        """
+        The median of the rounds' ratios (rounds without one left out).
+        """
+        return _median(r.ratio for r in self.rounds)
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {
+            "label": self.label,
+            "new": self.new,
+            "baseline": self.baseline,
+            "scenario": self.scenario,
+            "metric": self.metric,
+            "rounds": [
+                {"round": r.round, "new": r.new, "baseline": r.baseline, "ratio": r.ratio}
+                for r in self.rounds
+            ],
+            "median_ratio": self.median,
+        }
+
+
+def _value(measurement: Optional[Measurement], metric: str) -> Optional[float]:
+    if measurement is None or measurement.error is not None:
+        return None
+    return getattr(measurement, metric)
+
+
+def round_ratios(
+    measurements: Iterable[Measurement], new: str, baseline: str, scenario: str, metric: str
+) -> List[RoundRatio]:
+    """
+    C{new}'s and C{baseline}'s C{metric} in C{scenario} in every round
+    (warm-ups, round 0, left out), with their ratio.
+    """
+    by_round: Dict[int, Dict[str, Measurement]] = {}
+    for m in measurements:
+        if m.round >= 1 and m.scenario == scenario and m.subject in (new, baseline):
+            by_round.setdefault(m.round, {})[m.subject] = m
+    return [
+        RoundRatio(
+            number,
+            _value(by_round[number].get(new), metric),
+            _value(by_round[number].get(baseline), metric),
+        )
+        for number in sorted(by_round)
+    ]
+
+
+def baseline_rows(
+    measurements: Sequence[Measurement],
+    subjects: Sequence[Subject],
+    scenarios: Sequence[Scenario],
+) -> List[BaselineRow]:
+    """
+    For every baseline subject (L{Subject.baseline_for}) whose new-tree
+    subject was measured too: round by round, requests per second and p99
+    latency for small responses and MiB/s for 1 MiB responses, over HTTP
+    and (if measured) TLS.
+    """
+    by_name = {subject.name: subject for subject in subjects}
+    rows = []
+    for base in subjects:
+        new = by_name.get(base.baseline_for) if base.baseline_for else None
+        if new is None:
+            continue
+        for scheme in ("http", "https"):
+            for label, large, metric in BASELINE_METRICS:
+                scenario = _scenario_for(scenarios, large, scheme)
+                if scenario is None:
+                    continue
+                rounds = round_ratios(measurements, new.name, base.name, scenario.name, metric)
+                if not any(r.new is not None or r.baseline is not None for r in rounds):
+                    continue
+                name = "HTTP" if scheme == "http" else "TLS"
+                rows.append(
+                    BaselineRow(
+                        f"{new.label} / {base.label}: {name} {label}",
+                        new.name,
+                        base.name,
+                        scenario.name,
+                        metric,
+                        tuple(rounds),
+                    )
+                )
+    return rows
+
+
 def _number(value: Optional[float], digits: int = 0) -> str:
     if value is None:
         return "–"
@@ -347,16 +492,50 @@ def _ratio_table(
     return ["**Ratios**", ""] + _table(header, rows) + [""]
 
 
+def _figure(value: Optional[float], metric: str) -> str:
+    return _ms(value) if metric in ("p50", "p99") else _number(value)
+
+
+def _baseline_table(
+    measurements: Sequence[Measurement],
+    subjects: Sequence[Subject],
+    scenarios: Sequence[Scenario],
+) -> List[str]:
+    rows = baseline_rows(measurements, subjects, scenarios)
+    if not rows:
+        return []
+    numbers = sorted({r.round for row in rows for r in row.rounds})
+    lines = []
+    for row in rows:
+        cells = {r.round: r for r in row.rounds}
+        line = [row.label]
+        for number in numbers:
+            r = cells.get(number)
+            if r is None:
+                line.append("–")
+            else:
+                line.append(
+                    f"{_figure(r.new, row.metric)} / {_figure(r.baseline, row.metric)}"
+                    f" = {_times(r.ratio)}"
+                )
+        lines.append(line + [_times(row.median)])
+    header = ["new / baseline"] + [f"round {n}" for n in numbers] + ["median ratio"]
+    title = "**Against the baseline, round by round** (new / baseline = ratio)"
+    return [title, ""] + _table(header, lines) + [""]
+
+
 def markdown_report(
     subjects: Sequence[Subject],
     scenarios: Sequence[Scenario],
     summaries: Dict[Tuple[str, str], Summary],
     notes: Sequence[str] = (),
+    measurements: Sequence[Measurement] = (),
 ) -> str:
     """
     The tables of a run as Markdown (readable as plain text too): small
-    responses (req/s, p50, p99, CPU), 1 MiB responses (MiB/s, CPU), and
-    the ratios, then a list of problems and C{notes}.  A cell marked
+    responses (req/s, p50, p99, CPU), 1 MiB responses (MiB/s, CPU), the
+    ratios, and with a baseline (and C{measurements}) lbproxy against it
+    round by round, then a list of problems and C{notes}.  A cell marked
     C{(!)} had errors; the list says which.
     """
     problems: List[str] = []
@@ -364,6 +543,7 @@ def markdown_report(
     for large in (False, True):
         out += _results_table(subjects, scenarios, summaries, large, problems)
     out += _ratio_table(subjects, scenarios, summaries)
+    out += _baseline_table(measurements, subjects, scenarios)
     for line in problems + list(notes):
         out.append(f"- {line}")
     return "\n".join(out).rstrip() + "\n"

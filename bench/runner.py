@@ -27,6 +27,7 @@ from bench.harness import (
 from bench.plan import Scenario, default_scenarios, estimate_seconds, interleave
 from bench.report import (
     Measurement,
+    baseline_rows,
     draw_chart,
     markdown_report,
     summarize,
@@ -34,7 +35,7 @@ from bench.report import (
     write_json,
 )
 from bench.settings import Settings
-from bench.subjects import Lineup, Running, write
+from bench.subjects import Lineup, Running, child_env, write
 from bench.wrk import WrkOutputError, parse_wrk, wrk_command
 
 __all__ = ["measure", "run"]
@@ -154,21 +155,38 @@ def _keep_logs(processes: Processes, temp: str, out: str) -> None:
             target.write(data)
 
 
-def _interpreters(settings: Settings) -> List[Dict[str, str]]:
+def _interpreters(settings: Settings, root: Optional[str] = None) -> List[Dict[str, str]]:
     """
-    The main interpreter and those of C{--python}, each with a distinct tag.
+    The main interpreter and those of C{--python}, each with a distinct
+    tag, their imports tried as lbproxy's processes will make them: from
+    C{root} (default: the tree lbproxy runs from).
     """
-    interpreters = [machine.interpreter_facts(settings.python, settings.lbproxy_root)]
+    root = root or settings.lbproxy_root
+    env = child_env(root)
+    interpreters = [machine.interpreter_facts(settings.python, root, env)]
     for python in settings.pythons:
-        interpreter = machine.interpreter_facts(
-            shutil.which(python) or python, settings.lbproxy_root
-        )
+        interpreter = machine.interpreter_facts(shutil.which(python) or python, root, env)
         tags = {i["tag"] for i in interpreters[1:]}
         base, number = interpreter["tag"], 2
         while interpreter["tag"] in tags:
             interpreter["tag"], number = f"{base}-{number}", number + 1
         interpreters.append(interpreter)
     return interpreters
+
+
+def _baseline_interpreters(
+    settings: Settings, interpreters: List[Dict[str, str]]
+) -> Optional[List[Dict[str, str]]]:
+    """
+    With C{--baseline-root}: the same interpreters (and tags), their
+    imports tried from the baseline tree.
+    """
+    if not settings.baseline_root:
+        return None
+    baselines = _interpreters(settings, settings.baseline_root)
+    for interpreter, baseline in zip(interpreters, baselines):
+        baseline["tag"] = interpreter["tag"]
+    return baselines
 
 
 def _run(settings: Settings, temp: str, out: str, processes: Processes) -> int:
@@ -182,13 +200,18 @@ def _run(settings: Settings, temp: str, out: str, processes: Processes) -> int:
         settings.lbproxy_root, settings.nginx, settings.haproxy, settings.wrk
     )
     interpreters = _interpreters(settings)
+    baselines = _baseline_interpreters(settings, interpreters)
+    if settings.baseline_root:
+        facts["baseline_root"] = settings.baseline_root
+        facts["baseline_label"] = settings.baseline_label
+        facts["baseline_commit"] = machine.lbproxy_revision(settings.baseline_root)
     for line in machine.summary_lines(facts, interpreters):
         print(f"bench: {line}")
     print(f"bench: load average before: {load_before}", flush=True)
 
     tls = make_certificate(temp) if settings.tls else None
     scenarios = default_scenarios(settings.connections, settings.large_connections, settings.tls)
-    lineup = Lineup(settings, temp, processes, tls, interpreters)
+    lineup = Lineup(settings, temp, processes, tls, interpreters, baselines)
 
     print("bench: starting the backend", flush=True)
     backend = lineup.start_backend()
@@ -239,7 +262,7 @@ def _run(settings: Settings, temp: str, out: str, processes: Processes) -> int:
         )
         measurements.append(measurement)
         print(
-            f"bench: [{index:3d}/{len(schedule)}] round {number} {scenario.name:10s} {name:18s} "
+            f"bench: [{index:3d}/{len(schedule)}] round {number} {scenario.name:10s} {name:20s} "
             + _describe(measurement),
             flush=True,
         )
@@ -267,7 +290,7 @@ def _run(settings: Settings, temp: str, out: str, processes: Processes) -> int:
     ] + machine.summary_lines(facts, interpreters)
     if lineup.negotiated:
         header.append(f"TLS (as a Python client negotiates it): {_tls_summary(lineup.negotiated)}")
-    table = markdown_report(subjects, scenarios, summaries, lineup.notes)
+    table = markdown_report(subjects, scenarios, summaries, lineup.notes, measurements)
     text = "\n".join(f"    {line}" for line in header) + "\n\n" + table
     print()
     print(text)
@@ -293,12 +316,25 @@ def _run(settings: Settings, temp: str, out: str, processes: Processes) -> int:
             "load_average": {"before": load_before, "after": load_after},
             "machine": facts,
             "interpreters": interpreters,
-            "subjects": [{"name": s.name, "label": s.label, "kind": s.kind} for s in subjects],
+            "baseline_interpreters": baselines,
+            "subjects": [
+                {
+                    "name": s.name,
+                    "label": s.label,
+                    "kind": s.kind,
+                    "root": s.root,
+                    "baseline_for": s.baseline_for,
+                }
+                for s in subjects
+            ],
             "scenarios": [s.__dict__ for s in scenarios],
             "notes": lineup.notes,
             "tls_negotiated": lineup.negotiated,
             "measurements": [m.as_row() for m in measurements],
             "summary": [s.__dict__ for s in summaries.values()],
+            "against_baseline": [
+                row.as_dict() for row in baseline_rows(measurements, subjects, scenarios)
+            ],
         },
     )
     title = (

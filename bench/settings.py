@@ -38,6 +38,11 @@ class Settings:
     @ivar python: The main interpreter (this one).
     @ivar lbproxy_root: The source tree lbproxy runs from (this
         repository, or e.g. an export of another commit).
+    @ivar baseline_root: Another source tree (e.g. an export of the
+        previous main) whose lbproxy runs beside this one under every
+        interpreter, or L{None}.
+    @ivar baseline_label: The baseline's name: its subjects are
+        C{lbproxy@LABEL} and C{lbproxy@LABEL@TAG}.
     @ivar command: The command line, as recorded in the report.
     """
 
@@ -59,6 +64,8 @@ class Settings:
     quick: bool = False
     python: str = sys.executable
     lbproxy_root: str = REPO_ROOT
+    baseline_root: Optional[str] = None
+    baseline_label: str = "base"
     nginx: str = "nginx"
     haproxy: str = "haproxy"
     wrk: str = "wrk"

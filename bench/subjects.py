@@ -27,7 +27,8 @@ from bench.harness import (
     free_ports,
     wait_for_port,
 )
-from bench.plan import LARGE_SIZE, Scenario, Subject
+from bench.facts import from_tree
+from bench.plan import LARGE_SIZE, Scenario, Subject, baseline_subject
 from bench.servers import (
     TLSFiles,
     haproxy_config,
@@ -148,18 +149,23 @@ class Lineup:
         processes: Processes,
         tls: Optional[TLSFiles],
         interpreters: List[Dict[str, str]],
+        baselines: Optional[List[Dict[str, str]]] = None,
     ) -> None:
         """
         @param temp: The run's temporary directory.
         @param tls: The certificate, or L{None} for an HTTP-only run.
         @param interpreters: From L{bench.facts.interpreter_facts}, the
             main interpreter first.
+        @param baselines: With C{settings.baseline_root}, the same
+            interpreters (same tags) as they import from the baseline
+            tree.
         """
         self.settings = settings
         self.temp = temp
         self.processes = processes
         self.tls = tls
         self.interpreters = interpreters
+        self.baselines = baselines
         self.notes: List[str] = []
         self.running: List[Running] = []
         self.negotiated: Dict[str, str] = {}
@@ -236,14 +242,58 @@ class Lineup:
         Start every subject the settings ask for, in the order of the
         table; those that cannot run are noted and left out.
         """
+        if self.settings.only is not None:
+            unknown = [name for name in self.settings.only if name not in self.names()]
+            if unknown:
+                self.note(
+                    f"--only: no subject called {', '.join(unknown)} in this run "
+                    f"(there are: {', '.join(self.names())})"
+                )
+        seen: Set[str] = set()
         for name, start in self._starters():
             if self.settings.only is not None and name not in self.settings.only:
                 continue
+            if name in seen:
+                # e.g. --baseline-label pypy3.9 beside --python pypy3
+                self.note(f"a second subject called {name} skipped (another --baseline-label?)")
+                continue
+            seen.add(name)
             print(f"bench: starting {name}", flush=True)
             try:
                 self.running.append(start())
             except (Skip, ServerGone) as e:
                 self.note(f"{name} skipped: {short(str(e))}")
+
+    def names(self) -> List[str]:
+        """
+        The names of the subjects the settings ask for (before C{--only}),
+        in the order of the table.
+        """
+        names: List[str] = []
+        for name, _ in self._starters():
+            if name not in names:
+                names.append(name)
+        return names
+
+    def _baseline(self, index: int) -> List[Tuple[str, Callable[[], Running]]]:
+        """
+        The starter of lbproxy from the baseline tree under the
+        interpreter C{self.interpreters[index]}, if there is a baseline.
+        """
+        root = self.settings.baseline_root
+        if not root:
+            return []
+        python = self.interpreters[index]
+        tag = python["tag"] if index else ""
+        name, label = baseline_subject(self.settings.baseline_label, tag)
+        new = f"lbproxy@{tag}" if index else "lbproxy"
+        # Without the baseline's own probe (a caller that gave none), its
+        # facts are the interpreter's; start_lbproxy still checks the tree.
+        facts = self.baselines[index] if self.baselines else python
+        start = functools.partial(
+            self.start_lbproxy, facts, name, label, root=root, baseline_for=new
+        )
+        return [(name, start)]
 
     def _starters(self) -> List[Tuple[str, Callable[[], Running]]]:
         main, extra = self.interpreters[0], self.interpreters[1:]
@@ -260,14 +310,16 @@ class Lineup:
         starters.append(
             ("lbproxy", functools.partial(self.start_lbproxy, main, "lbproxy", "lbproxy"))
         )
+        starters += self._baseline(0)
         if self.settings.access_log_run:
             label = "lbproxy + access log"
             start = functools.partial(self.start_lbproxy, main, "lbproxy-log", label, True)
             starters.append(("lbproxy-log", start))
-        for python in extra:
+        for index, python in enumerate(extra, 1):
             name = f"lbproxy@{python['tag']}"
             label = f"lbproxy ({python['tag']})"
             starters.append((name, functools.partial(self.start_lbproxy, python, name, label)))
+            starters += self._baseline(index)
         for count in self.settings.workers:
             name = f"lbproxy-w{count}"
             label = f"lbproxy, {count} workers"
@@ -319,15 +371,15 @@ class Lineup:
         self._wait(started, port, tls_port)
         return Running(Subject(name, label, "twisted"), port, tls_port, started)
 
-    def _check_lbproxy(self, python: str, path: str) -> Tuple[bool, str]:
+    def _check_lbproxy(self, python: str, path: str, root: str) -> Tuple[bool, str]:
         try:
             done = subprocess.run(
                 twistd(python) + ["lbproxy", "--config", path, "--check"],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                cwd=self.settings.lbproxy_root,
-                env=child_env(self.settings.lbproxy_root),
+                cwd=root,
+                env=child_env(root),
                 timeout=60,
             )
         except (OSError, subprocess.TimeoutExpired) as e:
@@ -343,30 +395,51 @@ class Lineup:
         label: str,
         access_log: bool = False,
         workers: Optional[int] = None,
+        root: Optional[str] = None,
+        baseline_for: str = "",
     ) -> Running:
         """
         C{twistd -n lbproxy} on a generated configuration, after
         C{twistd lbproxy --check}: with the C{[tls]} table if lbproxy
         accepts it and then listens on it, else HTTP only, with a note.
 
+        Run from C{root} (its working directory, and first on
+        C{PYTHONPATH}), so that lbproxy, its twistd plugin and the
+        plugin's module come from that tree even when the interpreter has
+        another tree installed (editable installs add theirs after
+        C{PYTHONPATH}); C{python}'s probe from that tree must say so.
+
+        @param python: L{bench.facts.interpreter_facts} of the interpreter,
+            probed from C{root}.
         @param workers: C{server.workers}; with more workers than proxy
             CPUs the subject is not pinned (noted).
+        @param root: The tree (default: C{settings.lbproxy_root}).
+        @param baseline_for: See L{Subject.baseline_for}.
         """
+        root = root or self.settings.lbproxy_root
         if not python["twisted"]:
             raise Skip(f"{python['path']} cannot import Twisted")
         if python["lbproxy"] != "yes":
             raise Skip(f"{python['path']} cannot import lbproxy ({python['lbproxy']})")
+        elsewhere = from_tree(python, root)
+        if elsewhere:
+            raise Skip(f"{python['path']}: {elsewhere}")
+        print(
+            f"bench: {name}: lbproxy from {python['lbproxy_dir']}, twistd plugin "
+            f"{python['plugin_file']} -> {python['plugin']} ({python['tap_file']})",
+            flush=True,
+        )
         port, tls_port = self._ports()
         log = os.path.join(self.temp, f"{name}-access.log") if access_log else None
         file = f"{name}.toml"
         config = lbproxy_config(port, self.backend_port, log, tls_port, self.tls, workers)
         path = write(self.temp, file, config)
-        accepted, message = self._check_lbproxy(python["path"], path)
+        accepted, message = self._check_lbproxy(python["path"], path, root)
         if not accepted and tls_port is not None:
             write(
                 self.temp, file, lbproxy_config(port, self.backend_port, log, None, None, workers)
             )
-            plain_accepted, plain_message = self._check_lbproxy(python["path"], path)
+            plain_accepted, plain_message = self._check_lbproxy(python["path"], path, root)
             if plain_accepted:
                 self.note(f"{label}: no TLS measurement, --check refuses [tls]: {message}")
                 tls_port = None
@@ -380,8 +453,8 @@ class Lineup:
             name,
             command,
             self.proxy_cpus(unpinned),
-            cwd=self.settings.lbproxy_root,
-            env=child_env(self.settings.lbproxy_root),
+            cwd=root,
+            env=child_env(root),
         )
         wait_for_port(started, port, START_TIMEOUT)
         if tls_port is not None:
@@ -397,4 +470,5 @@ class Lineup:
                 f"{label}: not pinned ({workers} workers, {len(self.settings.proxy_cpus)} "
                 "proxy CPUs): it shares the CPUs with wrk and the backend"
             )
-        return Running(Subject(name, label, "lbproxy"), port, tls_port, started, unpinned)
+        subject = Subject(name, label, "lbproxy", baseline_for=baseline_for, root=root)
+        return Running(subject, port, tls_port, started, unpinned)
