@@ -6,25 +6,32 @@ command line.  Nothing here starts a process or runs a benchmark.
 
 from __future__ import annotations
 
+import io
+import os
 import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from bench.cli import FULL, QUICK, settings_from
+from bench.cli import FULL, QUICK, default_baseline_label, git_describe, settings_from
+from bench.facts import from_tree, parse_probe
 from bench.plan import (
     LARGE_SIZE,
     Scenario,
     Subject,
+    baseline_subject,
     default_scenarios,
     estimate_seconds,
     interleave,
 )
 from bench.report import (
     Measurement,
+    RoundRatio,
+    baseline_rows,
     markdown_report,
     ratio,
     ratio_columns,
     ratio_rows,
+    round_ratios,
     summarize,
 )
 from bench.servers import (
@@ -35,7 +42,8 @@ from bench.servers import (
     nginx_proxy_config,
     stock_proxy_command,
 )
-from bench.settings import REPO_ROOT
+from bench.settings import REPO_ROOT, Settings
+from bench.subjects import Lineup
 from bench.wrk import (
     WrkOutputError,
     parse_count,
@@ -635,3 +643,318 @@ class CommandLineTests(SynchronousTestCase):
         settings = settings_from([], cpus={3})
         self.assertFalse(settings.pin)
         self.assertFalse(settings_from(["--no-pin"], cpus={0, 1}).pin)
+
+
+class BaselineOptionTests(SynchronousTestCase):
+    """
+    C{--baseline-root} and C{--baseline-label}.
+    """
+
+    def setUp(self) -> None:
+        self.stderr = io.StringIO()
+        self.patch(sys, "stderr", self.stderr)
+
+    def tree(self, name: str = "lbproxy-base") -> str:
+        """
+        A directory C{name} with an (empty) lbproxy package in it.
+        """
+        root = os.path.join(os.path.abspath(self.mktemp()), name)
+        os.makedirs(os.path.join(root, "lbproxy"))
+        with open(os.path.join(root, "lbproxy", "__init__.py"), "w"):
+            pass
+        return root
+
+    def test_none(self) -> None:
+        settings = settings_from([], cpus={0, 1})
+        self.assertIsNone(settings.baseline_root)
+
+    def test_root_and_default_label(self) -> None:
+        """
+        The tree's directory name without C{lbproxy-} names it (an export
+        has no git to describe), and the path is made absolute.
+        """
+        root = self.tree()
+        relative = os.path.relpath(root)
+        settings = settings_from(["--baseline-root", relative + "/"], cpus={0, 1})
+        self.assertEqual(settings.baseline_root, root)
+        self.assertEqual(settings.baseline_label, "base")
+        self.assertIn("--baseline-root " + relative + "/", settings.command)
+
+    def test_label(self) -> None:
+        root = self.tree()
+        settings = settings_from(
+            ["--baseline-root", root, "--baseline-label", "main-8ae4846"], cpus={0, 1}
+        )
+        self.assertEqual(settings.baseline_label, "main-8ae4846")
+
+    def test_refused(self) -> None:
+        """
+        A label without a root, a label that cannot be part of a subject
+        name, and a directory without lbproxy are usage errors.
+        """
+        root = self.tree()
+        for argv in (
+            ["--baseline-label", "old"],
+            ["--baseline-root", root, "--baseline-label", "a,b"],
+            ["--baseline-root", root, "--baseline-label", "a@b"],
+            ["--baseline-root", root, "--baseline-label", "-x"],
+            ["--baseline-root", os.path.dirname(root)],
+        ):
+            self.assertRaises(SystemExit, settings_from, argv, {0, 1})
+        self.assertIn("--baseline-label needs --baseline-root", self.stderr.getvalue())
+        self.assertIn("no lbproxy/__init__.py there", self.stderr.getvalue())
+
+    def test_default_label(self) -> None:
+        """
+        C{git describe} if the tree is a checkout, else its directory's
+        name, less C{lbproxy-}, with what cannot be in a name replaced.
+        """
+        self.assertEqual(default_baseline_label("/x/lbproxy-base", lambda r: None), "base")
+        self.assertEqual(default_baseline_label("/x/old main/", lambda r: None), "old-main")
+        self.assertEqual(default_baseline_label("/x/lbproxy-", lambda r: None), "lbproxy-")
+        self.assertEqual(default_baseline_label("/x/@", lambda r: None), "base")
+        self.assertEqual(
+            default_baseline_label("/x/lbproxy-base", lambda r: "v1.0-2-g8ae4846-dirty"),
+            "v1.0-2-g8ae4846-dirty",
+        )
+        self.assertEqual(default_baseline_label("/x/y", lambda r: "a/b"), "a-b")
+
+    def test_describe_needs_a_checkout(self) -> None:
+        """
+        A directory that is not the top of a checkout is not described
+        (git would describe the checkout around it).
+        """
+        self.assertIsNone(git_describe(self.tree()))
+
+
+def interpreter(tag: str, root: str = "/new") -> dict:
+    return {
+        "tag": tag,
+        "python": tag,
+        "twisted": "25.5.0",
+        "lbproxy": "yes",
+        "lbproxy_dir": f"{root}/lbproxy",
+        "plugin": "lbproxy.tap",
+        "plugin_file": f"{root}/twisted/plugins/lbproxy_plugin.py",
+        "tap_file": f"{root}/lbproxy/tap.py",
+        "path": f"/usr/bin/{tag}",
+    }
+
+
+class BaselineSubjectTests(SynchronousTestCase):
+    """
+    The subjects of a run with a baseline, and where their imports come
+    from.  No process is started.
+    """
+
+    def lineup(self, baseline: bool = True, **kw) -> Lineup:
+        settings = Settings(lbproxy_root="/new", **kw)
+        if baseline:
+            settings.baseline_root = "/old"
+            settings.baseline_label = "base"
+        main, pypy = interpreter("cpython3.11"), interpreter("pypy3.9")
+        baselines = [interpreter("cpython3.11", "/old"), interpreter("pypy3.9", "/old")]
+        return Lineup(settings, "/nonexistent", None, None, [main, pypy], baselines)
+
+    def test_names(self) -> None:
+        self.assertEqual(baseline_subject("base"), ("lbproxy@base", "lbproxy@base"))
+        self.assertEqual(
+            baseline_subject("base", "pypy3.9"),
+            ("lbproxy@base@pypy3.9", "lbproxy@base (pypy3.9)"),
+        )
+
+    def test_subjects(self) -> None:
+        """
+        The baseline runs under every interpreter, each right after the
+        new tree's lbproxy under the same interpreter.
+        """
+        self.assertEqual(
+            self.lineup(workers=[2]).names(),
+            [
+                "nginx",
+                "haproxy",
+                "twisted",
+                "twisted@pypy3.9",
+                "lbproxy",
+                "lbproxy@base",
+                "lbproxy-log",
+                "lbproxy@pypy3.9",
+                "lbproxy@base@pypy3.9",
+                "lbproxy-w2",
+            ],
+        )
+        self.assertNotIn("lbproxy@base", self.lineup(baseline=False).names())
+
+    def test_only(self) -> None:
+        """
+        C{--only} takes the baseline's names; a name no subject has is
+        noted (nothing is started here: every subject is filtered out).
+        """
+        self.patch(sys, "stdout", io.StringIO())
+        settings = settings_from(["--only", "lbproxy@base,lbproxy@base@pypy3.9"], cpus={0, 1})
+        lineup = self.lineup()
+        self.assertTrue(set(settings.only) <= set(lineup.names()))
+        lineup = self.lineup(only=["lbproxy@bsae"])
+        lineup.start_subjects()
+        self.assertEqual(lineup.running, [])
+        self.assertEqual(len(lineup.notes), 1)
+        self.assertIn("no subject called lbproxy@bsae", lineup.notes[0])
+
+    def test_probe(self) -> None:
+        """
+        The probe's C{bench-probe:} lines are read; others (warnings) are
+        ignored.
+        """
+        output = (
+            "bench-probe: tag=pypy3.9\n"
+            "some warning = noise\n"
+            "bench-probe: lbproxy_dir=/old/lbproxy\n"
+            "bench-probe: plugin=lbproxy.tap\n"
+        )
+        self.assertEqual(
+            parse_probe(output),
+            {"tag": "pypy3.9", "lbproxy_dir": "/old/lbproxy", "plugin": "lbproxy.tap"},
+        )
+
+    def test_from_tree(self) -> None:
+        """
+        lbproxy, its twistd plugin and the plugin's module must all come
+        from the tree.
+        """
+        self.assertIsNone(from_tree(interpreter("pypy3.9", "/old"), "/old"))
+        self.assertIsNone(from_tree(interpreter("pypy3.9", "/old"), "/old/"))
+        facts = interpreter("pypy3.9", "/old")
+        facts["lbproxy_dir"] = "/work/main/lbproxy"
+        self.assertEqual(
+            from_tree(facts, "/old"), "lbproxy is imported from /work/main/lbproxy, not from /old"
+        )
+        facts = interpreter("pypy3.9", "/old")
+        facts["plugin_file"] = "/work/main/twisted/plugins/lbproxy_plugin.py"
+        self.assertIn("the twistd plugin is imported from /work/main", from_tree(facts, "/old"))
+        self.assertIn("not from /ol", from_tree(interpreter("pypy3.9", "/old"), "/ol"))
+        facts = interpreter("pypy3.9", "/old")
+        del facts["tap_file"]
+        facts["plugin_error"] = "No module named 'lbproxy.app'"
+        self.assertEqual(
+            from_tree(facts, "/old"),
+            "the plugin's module not found: No module named 'lbproxy.app'",
+        )
+
+
+NEW = Subject("lbproxy", "lbproxy", "lbproxy", root="/new")
+BASE = Subject("lbproxy@base", "lbproxy@base", "lbproxy", baseline_for="lbproxy", root="/old")
+
+
+class BaselineReportTests(SynchronousTestCase):
+    """
+    lbproxy against its baseline, round by round.
+    """
+
+    def measurements(self):
+        return [
+            small("lbproxy", 9000, 0.5, 0),  # a warm-up: left out
+            small("lbproxy", 8000, 0.010, 1),
+            small("lbproxy@base", 10000, 0.008, 1),
+            small("lbproxy@base", 6000, 0.012, 2),
+            small("lbproxy", 6600, 0.012, 2),
+            small("lbproxy", 5000, 0.020, 3),
+            Measurement(3, "lbproxy@base", SMALL.name, error="wrk did not finish"),
+            Measurement(1, "lbproxy", BIG.name, mib_per_sec=900.0),
+            Measurement(1, "lbproxy@base", BIG.name, mib_per_sec=1000.0),
+            small("nginx", 50000, 0.002, 1),
+        ]
+
+    def test_round_ratio(self) -> None:
+        self.assertAlmostEqual(RoundRatio(1, 8000.0, 10000.0).ratio, 0.8)
+        self.assertIsNone(RoundRatio(1, 8000.0, None).ratio)
+        self.assertIsNone(RoundRatio(1, None, 10000.0).ratio)
+        self.assertIsNone(RoundRatio(1, 8000.0, 0.0).ratio)
+
+    def test_round_ratios(self) -> None:
+        """
+        Both figures of every round, warm-ups left out, a failed round
+        without a figure.
+        """
+        rounds = round_ratios(
+            self.measurements(), "lbproxy", "lbproxy@base", SMALL.name, "requests_per_sec"
+        )
+        self.assertEqual(
+            [(r.round, r.new, r.baseline) for r in rounds],
+            [(1, 8000, 10000), (2, 6600, 6000), (3, 5000, None)],
+        )
+        self.assertEqual([r.ratio for r in rounds][2], None)
+        p99 = round_ratios(self.measurements(), "lbproxy", "lbproxy@base", SMALL.name, "p99")
+        self.assertAlmostEqual(p99[0].ratio, 1.25)
+        self.assertAlmostEqual(p99[1].ratio, 1.0)
+
+    def test_rows(self) -> None:
+        """
+        req/s and p99 for small responses, MiB/s for 1 MiB ones, over each
+        scheme measured; the median of the rounds' ratios.
+        """
+        rows = baseline_rows(
+            self.measurements(), SUBJECTS + [BASE], [SMALL, BIG, SMALL_TLS, BIG_TLS]
+        )
+        self.assertEqual(
+            [row.label for row in rows],
+            [
+                "lbproxy / lbproxy@base: HTTP req/s, small",
+                "lbproxy / lbproxy@base: HTTP p99 ms, small (lower is better)",
+                "lbproxy / lbproxy@base: HTTP MiB/s, 1 MiB",
+            ],
+        )
+        rate, p99, mib = rows
+        self.assertEqual(
+            (rate.new, rate.baseline, rate.metric), ("lbproxy", "lbproxy@base", "requests_per_sec")
+        )
+        self.assertAlmostEqual(rate.median, (0.8 + 1.1) / 2)
+        self.assertAlmostEqual(p99.median, (1.25 + 1.0) / 2)
+        self.assertAlmostEqual(mib.median, 0.9)
+        self.assertEqual(
+            rate.as_dict()["rounds"][2], {"round": 3, "new": 5000, "baseline": None, "ratio": None}
+        )
+        self.assertAlmostEqual(rate.as_dict()["median_ratio"], 0.95)
+
+    def test_no_baseline(self) -> None:
+        """
+        Without a baseline subject, or without its new-tree subject, there
+        are no rows and no table.
+        """
+        measurements = self.measurements()
+        self.assertEqual(baseline_rows(measurements, SUBJECTS, [SMALL, BIG]), [])
+        self.assertEqual(baseline_rows(measurements, [BASE], [SMALL, BIG]), [])
+        text = markdown_report(SUBJECTS, [SMALL, BIG], summarize(measurements), (), measurements)
+        self.assertNotIn("baseline", text)
+
+    def test_markdown(self) -> None:
+        """
+        The table has a column per round with both figures and their
+        ratio, and the median ratio; the other tables stay.
+        """
+        measurements = self.measurements()
+        subjects = [NEW, BASE]
+        text = markdown_report(
+            subjects, [SMALL, BIG], summarize(measurements), ["a note"], measurements
+        )
+        lines = text.splitlines()
+        self.assertIn("**Small responses (13 bytes), 50 connections**", lines)
+        self.assertIn("| lbproxy@base | 8,000 (!) | 2.50 | 10.0 | – |", lines)
+        self.assertIn("- lbproxy@base, http-small: 1 failed round(s)", lines)
+        self.assertIn("**Against the baseline, round by round** (new / baseline = ratio)", lines)
+        self.assertIn("| new / baseline | round 1 | round 2 | round 3 | median ratio |", lines)
+        self.assertIn(
+            "| lbproxy / lbproxy@base: HTTP req/s, small | 8,000 / 10,000 = 0.80× "
+            "| 6,600 / 6,000 = 1.10× | 5,000 / – = – | 0.95× |",
+            lines,
+        )
+        self.assertIn(
+            "| lbproxy / lbproxy@base: HTTP p99 ms, small (lower is better) "
+            "| 10.0 / 8.00 = 1.25× | 12.0 / 12.0 = 1.00× | 20.0 / – = – | 1.12× |",
+            lines,
+        )
+        self.assertIn(
+            "| lbproxy / lbproxy@base: HTTP MiB/s, 1 MiB "
+            "| 900 / 1,000 = 0.90× | – | – | 0.90× |",
+            lines,
+        )
+        self.assertEqual(lines[-1], "- a note")
