@@ -18,7 +18,8 @@ from twisted.web.server import NOT_DONE_YET
 
 from lbproxy.config import parse_config
 from lbproxy.health.checker import HealthChecker
-from lbproxy.runtime.snapshot import Runtime
+from lbproxy.runtime.snapshot import build_runtime
+from lbproxy.runtime.targets import TargetRegistry
 from lbproxy.testing import ProxyHarness
 
 ADDRESSES = ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]
@@ -109,11 +110,10 @@ class CheckerTestCase(SynchronousTestCase):
         self.logs = LogCapture(self)
 
     def start(self, cfg=None):
-        self.runtime = Runtime(cfg or config())
+        self.registry = TargetRegistry()
+        self.runtime = build_runtime(cfg or config(), self.registry)
         self.pool = self.runtime.pools["mango"]
-        self.checker = HealthChecker(
-            self.runtime.pools, self.runtime.health, self.clock, self.client, random=lambda: 0.5
-        )
+        self.checker = HealthChecker(self.registry, self.clock, self.client, random=lambda: 0.5)
         self.checker.startService()
         self.addCleanup(self.checker.stopService)
         return self.checker
@@ -240,11 +240,10 @@ class ActiveProbeTests(CheckerTestCase):
             {"targets": [{"address": ADDRESSES[0], "health_check_endpoint": "/status"}]},
             "test.toml",
         )
-        self.runtime = Runtime(cfg)
+        registry = TargetRegistry()
+        self.runtime = build_runtime(cfg, registry)
         self.pool = self.runtime.pools["default"]
-        checker = HealthChecker(
-            self.runtime.pools, self.runtime.health, self.clock, self.client, random=lambda: 0
-        )
+        checker = HealthChecker(registry, self.clock, self.client, random=lambda: 0)
         checker.startService()
         self.addCleanup(checker.stopService)
         self.advance(1)
@@ -396,11 +395,11 @@ class SlowStartCheckerTests(CheckerTestCase):
         self.backends.mode[ADDRESSES[0]] = "fail"
         self.start(config(slow_start=30.0))
         member = self.member(ADDRESSES[0])
-        self.assertIsNone(member._rampStart)
+        self.assertIsNone(member.state.rampStart)
         self.advance(1)
         self.assertFalse(member.up)
         self.backends.mode[ADDRESSES[0]] = "ok"
         self.advance(12)
         self.assertTrue(member.up)
-        self.assertEqual(member._rampStart, 13.0)
-        self.assertIsNone(self.member(ADDRESSES[1])._rampStart)
+        self.assertEqual(member.state.rampStart, 13.0)
+        self.assertIsNone(self.member(ADDRESSES[1]).state.rampStart)
