@@ -5,6 +5,7 @@ checks through the in-memory proxy.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Dict, List
 
 from treq.testing import StubTreq
@@ -16,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from lbproxy.app.workers import state_line
 from lbproxy.config import parse_config
 from lbproxy.health.checker import HealthChecker
 from lbproxy.runtime.snapshot import build_runtime
@@ -403,3 +405,87 @@ class SlowStartCheckerTests(CheckerTestCase):
         self.assertTrue(member.up)
         self.assertEqual(member.state.rampStart, 13.0)
         self.assertIsNone(self.member(ADDRESSES[1]).state.rampStart)
+
+
+def two_pools(addresses_a, addresses_b, **health):
+    settings = {"interval": 6.0, "timeout": 2.0, "rise": 2, "fall": 3, "path": "/healthz"}
+    settings.update(health)
+    pools = {"mango": {"targets": list(addresses_a)}}
+    routes = [{"pool": "mango"}]
+    if addresses_b:
+        pools["apple"] = {"targets": list(addresses_b)}
+        routes.insert(0, {"path": "/a", "pool": "apple"})
+    return parse_config({"health": settings, "pools": pools, "routes": routes}, "test.toml")
+
+
+class RegistryFollowingTests(CheckerTestCase):
+    """
+    The checker probes registry entries, and follows new runtimes.
+    """
+
+    def test_sharedTargetProbedOnce(self):
+        """
+        A target two pools share (with the same health check) is probed
+        once per interval; its change is logged once, naming both pools,
+        and both pools see it.
+        """
+        self.backends.mode[ADDRESSES[0]] = "fail"
+        self.start(two_pools(ADDRESSES[:2], ADDRESSES[:1]))
+        self.advance(12)
+        probed = [t for t, host in self.backends.probes if host == ADDRESSES[0]]
+        self.assertEqual(len(probed), 2)
+        self.assertEqual(
+            self.logs.changes(),
+            ["target 10.0.0.1:80 in pools mango, apple DOWN after its first check failed: "
+             "status 500"],
+        )
+        self.assertFalse(self.runtime.pools["apple"].members[0].up)
+        self.assertFalse(self.member(ADDRESSES[0]).up)
+
+    def test_sync(self):
+        """
+        Building a new runtime stops the probes of the targets it dropped
+        (and their pending calls) and starts probing the new ones within an
+        interval; a kept target keeps its state and its schedule.
+        """
+        self.backends.mode[ADDRESSES[1]] = "fail"
+        self.start(two_pools(ADDRESSES[:2], ()))
+        self.advance(6)
+        kept = self.member(ADDRESSES[1]).state
+        self.assertFalse(kept.up)
+        dropped = self.member(ADDRESSES[0]).state
+        self.runtime = build_runtime(two_pools(ADDRESSES[1:], ()), self.registry)
+        self.assertTrue(dropped.retired)
+        self.assertIs(self.runtime.pools["mango"].members[0].state, kept)
+        self.assertFalse(self.runtime.pools["mango"].members[0].up)
+        del self.backends.probes[:]
+        self.advance(12)
+        hosts = Counter(host for _, host in self.backends.probes)
+        self.assertEqual(hosts, {ADDRESSES[1]: 2, ADDRESSES[2]: 2})
+        self.assertEqual(len(self.clock.getDelayedCalls()), 2)
+        self.checker.stopService()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_snapshot(self):
+        """
+        The snapshot for a new worker has one line per entry.
+        """
+        self.backends.mode[ADDRESSES[0]] = "fail"
+        self.start(two_pools(ADDRESSES[:2], ADDRESSES[:1]))
+        self.advance(6)
+        entries = self.registry.entries()
+        self.assertEqual(
+            self.checker.snapshot(),
+            [state_line(entries[0].ident, False), state_line(entries[1].ident, True)],
+        )
+
+    def test_onChange(self):
+        """
+        onChange is called with the entry that changed.
+        """
+        self.backends.mode[ADDRESSES[0]] = "fail"
+        changed = []
+        self.start()
+        self.checker.onChange = changed.append
+        self.advance(6)
+        self.assertEqual(changed, [self.member(ADDRESSES[0]).state])
