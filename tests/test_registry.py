@@ -235,3 +235,36 @@ class SwapTests(SynchronousTestCase):
         last = proxy.client()
         last.send(GET)
         self.assertEqual(proxy.pending(), ["10.1.0.2:80"])
+
+
+class SharedTargetQueueTests(SynchronousTestCase):
+    """
+    A target two pools share has one in-flight count: the room a request
+    leaves on it goes to the oldest waiter of either pool.
+    """
+
+    def test_otherPoolWakes(self):
+        proxy = ProxyHarness(
+            {
+                "pools": {
+                    "one": {"targets": ["10.5.0.1:80"], "max_inflight": 1},
+                    "two": {"targets": ["10.5.0.1:80"], "max_inflight": 1},
+                },
+                "routes": [{"path": "/two", "pool": "two"}, {"pool": "one"}],
+            }
+        )
+        one, two = (proxy.resource.runtime.pools[name] for name in ("one", "two"))
+        self.assertIs(one.members[0].state, two.members[0].state)
+        first = proxy.client()
+        first.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        backend = proxy.accept()
+        waiting = proxy.client()
+        waiting.send(b"GET /two HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual((len(one.queue), len(two.queue)), (0, 1))
+        backend.respond(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+        self.assertTrue(first.received().startswith(b"HTTP/1.1 200 "))
+        self.assertEqual(len(two.queue), 0)
+        self.assertIn(b"GET /two HTTP/1.1", backend.received())
+        backend.respond(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2")
+        self.assertTrue(waiting.received().startswith(b"HTTP/1.1 200 "))
+        self.assertEqual(one.members[0].inflight, 0)

@@ -7,10 +7,11 @@ L{TargetRegistry}.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Dict
+from typing import TYPE_CHECKING, Dict, List
 
 from lbproxy.balance.pool import Pool
-from lbproxy.runtime.targets import TargetRegistry
+from lbproxy.balance.queue import WaitQueue
+from lbproxy.runtime.targets import TargetRegistry, TargetState
 
 if TYPE_CHECKING:
     from lbproxy.config import Config
@@ -40,6 +41,16 @@ def build_pool(name: str, config: PoolConfig, registry: TargetRegistry) -> Pool:
 
 def build_pools(config: Config, registry: TargetRegistry) -> Dict[str, Pool]:
     """
-    The runtime pools of a configuration, by name.
+    The runtime pools of a configuration, by name.  Each entry learns the
+    wait queues of these pools that wait for it (C{TargetState.queues}).
     """
-    return {name: build_pool(name, pool, registry) for name, pool in config.pools.items()}
+    pools = {name: build_pool(name, pool, registry) for name, pool in config.pools.items()}
+    queues: Dict[TargetState, List[WaitQueue]] = {}
+    for pool in pools.values():
+        for member in pool.members:
+            waiting = queues.setdefault(member.state, [])
+            if pool.maxInflight:
+                waiting.append(pool.queue)
+    for state, waiting in queues.items():
+        state.queues = tuple(waiting)
+    return pools

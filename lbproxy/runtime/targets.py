@@ -80,13 +80,17 @@ class TargetState:
     @ivar rampLength: the length of that ramp in seconds.
     @ivar pools: the names of the pools of the newest runtime that refer
         to it (for log lines).
+    @ivar queues: the wait queues (L{lbproxy.balance.queue.WaitQueue}) of
+        the newest runtime's pools with a C{max_inflight} that have it: its
+        in-flight count is shared, so a request ending on it wakes the
+        oldest waiter of each, not only of its own pool's queue.
     @ivar retired: whether the newest runtime no longer refers to it: the
         requests still on it finish, nothing probes it any more.
     """
 
     __slots__ = (
         "target", "key", "ident", "health", "up", "inflight", "rampStart", "rampLength",
-        "pools", "retired",
+        "pools", "queues", "retired",
     )
 
     def __init__(
@@ -105,6 +109,7 @@ class TargetState:
         self.rampStart: Optional[float] = None
         self.rampLength = 0.0
         self.pools: Tuple[str, ...] = ()
+        self.queues: Tuple[object, ...] = ()
         self.retired = False
 
     def startRamp(self, now: float, length: float) -> None:

@@ -127,12 +127,19 @@ class Exchange:
     def _endAttempt(self) -> None:
         member = self._member
         if member is not None:
-            member.state.inflight -= 1
+            state = member.state
+            state.inflight -= 1
             self._member = None
-            # Room on a member: the oldest request waiting for some goes.
+            # Room on a target: the oldest request waiting for some goes, in
+            # this pool and in the others that count this target's requests.
             queue = self._pool.queue
             if queue.waiters:
                 queue.wakeNext()
+            others = state.queues
+            if others:
+                for other in others:
+                    if other.waiters and other is not queue:
+                        other.wakeNext()
 
     # Waiting for room (max_inflight): the pool's WaitQueue ------------------
 
