@@ -1,16 +1,27 @@
 """
-Tests for L{lbproxy.balance.pool}.
+Tests for L{lbproxy.balance}: pools, members, strategies, the wait queue.
 """
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Dict, List, Optional
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
-from lbproxy.balance.pool import Member, Pool
+from lbproxy.balance.context import KEY_SOURCES, key_reader
+from lbproxy.balance.members import SCALE, Member
+from lbproxy.balance.pool import Pool
+from lbproxy.balance.queue import WaitQueue
+from lbproxy.balance.roundrobin import RoundRobin
+from lbproxy.balance.strategies import BALANCERS, STRATEGIES
+from lbproxy.balance.strategy import IStrategy
+from lbproxy.runtime.targets import TargetState
 
 
 @dataclass(frozen=True)
@@ -283,3 +294,289 @@ class SlowStartTests(SynchronousTestCase):
         p.members[0].startRamp(0.0, 0.0)
         chosen = [p.pick(now=0.0).target.host for _ in range(4)]
         self.assertEqual(chosen, ["a", "b", "a", "b"])
+
+
+class RoundRobinPropertyTests(SynchronousTestCase):
+    """
+    Smooth weighted round robin through L{IStrategy}, over seeded random
+    pools.
+    """
+
+    SEEDS = range(40)
+
+    def randomPool(self, rng: random.Random) -> Pool:
+        weights = [rng.randint(1, 9) for _ in range(rng.randint(1, 6))]
+        return pool(*weights)
+
+    def assertEveryWindow(self, chosen: List[Member], weights: Dict[Member, int]) -> None:
+        """
+        Every run of C{sum(weights)} consecutive picks holds each member
+        exactly its weight of times.
+        """
+        window = sum(weights.values())
+        for start in range(len(chosen) - window + 1):
+            counts = Counter(chosen[start : start + window])
+            self.assertEqual(dict(counts), weights, f"window at {start}")
+
+    def test_windows(self) -> None:
+        """
+        Over every window of sum(weights) picks, each target gets exactly
+        its weight.
+        """
+        for seed in self.SEEDS:
+            rng = random.Random(seed)
+            p = self.randomPool(rng)
+            strategy = p.strategy
+            verifyObject(IStrategy, strategy)
+            total = sum(m.weight for m in p.members)
+            chosen = [strategy.pick((), 0.0, None) for _ in range(total * 3)]
+            self.assertEveryWindow(chosen, {m: m.weight for m in p.members})
+
+    def test_downSkipped(self) -> None:
+        """
+        Members that are down are never picked; the others get exactly their
+        weights over every window of their total.
+        """
+        for seed in self.SEEDS:
+            rng = random.Random(seed)
+            p = self.randomPool(rng)
+            down = {m for m in p.members if rng.random() < 0.4}
+            for m in down:
+                m.state.up = False
+            up = {m: m.weight for m in p.members if m not in down}
+            chosen = [p.pick() for _ in range(sum(up.values()) * 3 or 5)]
+            if not up:
+                self.assertEqual(set(chosen), {None})
+                continue
+            self.assertEveryWindow(chosen, up)
+
+    def test_excludedSkipped(self) -> None:
+        """
+        Members excluded from a pick (tried already), down, or at the
+        pool's C{maxInflight} are never picked; a pick returns L{None} only
+        when no member is left.
+        """
+        for seed in self.SEEDS:
+            rng = random.Random(seed)
+            weights = [rng.randint(1, 9) for _ in range(rng.randint(1, 6))]
+            p = Pool("p", [Target("http", f"h{i}", 80, weight=w) for i, w in enumerate(weights)],
+                     maxInflight=2)
+            for _ in range(200):
+                for m in p.members:
+                    m.state.up = rng.random() < 0.8
+                    m.state.inflight = rng.randint(0, 2)
+                exclude = [m for m in p.members if rng.random() < 0.3]
+                eligible = [m for m in p.members if m.eligible(exclude, 2)]
+                chosen = p.pick(exclude)
+                if eligible:
+                    self.assertIn(chosen, eligible)
+                else:
+                    self.assertIsNone(chosen)
+                self.assertEqual(p.saturated(exclude), any(
+                    m.state.up and m not in exclude for m in p.members))
+
+    def test_sharedState(self) -> None:
+        """
+        Two pools whose members share a target's state see it go down
+        together; each keeps its own weights and rotation.
+        """
+        a, b = Target("http", "a", 80), Target("http", "b", 80, weight=2)
+        first = Pool("one", [a, b])
+        second = Pool("two", [Target("http", "a", 80, weight=3), b],
+                      states=[m.state for m in first.members])
+        self.assertEqual([m.weight for m in second.members], [3, 2])
+        self.assertEqual(picks(second, 5), list("ababa"))
+        self.assertEqual(picks(first, 3), list("bab"))
+        first.members[0].up = False
+        self.assertFalse(second.members[0].up)
+        self.assertEqual(picks(second, 2), list("bb"))
+
+
+class StrategyTableTests(SynchronousTestCase):
+    """
+    A strategy is chosen by name, given the pool once and the request at
+    every pick.
+    """
+
+    def test_table(self) -> None:
+        """
+        The table maps each balance name to a factory; the config accepts
+        exactly these names.
+        """
+        from lbproxy.balance import pool as poolModule
+        from lbproxy.config import BALANCE_ALGORITHMS
+
+        self.assertEqual(STRATEGIES["round_robin"], RoundRobin)
+        self.assertEqual(BALANCERS, frozenset(STRATEGIES))
+        self.assertIs(poolModule.BALANCERS, BALANCERS)
+        self.assertEqual(set(BALANCE_ALGORITHMS), set(BALANCERS))
+        self.assertIsInstance(pool(1).strategy, RoundRobin)
+
+    def test_newStrategy(self) -> None:
+        """
+        A strategy added to the table is built with the pool and receives
+        the request context.
+        """
+        seen = []
+
+        @implementer(IStrategy)
+        class Last:
+            def __init__(self, p: Pool) -> None:
+                self.members = p.members
+
+            def pick(self, exclude, now, context):
+                seen.append(context)
+                for member in reversed(self.members):
+                    if member.eligible(exclude):
+                        return member
+                return None
+
+        STRATEGIES["last"] = Last
+        self.addCleanup(STRATEGIES.pop, "last")
+        p = Pool("p", [Target("http", "a", 80), Target("http", "b", 80)], "last")
+        context = object()
+        self.assertEqual(p.pick((), 0.0, context).target.host, "b")
+        self.assertEqual(p.pick(p.members[1:]).target.host, "a")
+        self.assertEqual(seen, [context, None])
+
+    def test_keyReaders(self) -> None:
+        """
+        Keys from the client address, the path, a header or a cookie; none
+        without a request.
+        """
+        from twisted.web.http_headers import Headers
+
+        class Request:
+            requestHeaders = Headers({b"X-User": [b"alice", b"bob"]})
+
+            def getCookie(self, name):
+                return {b"sid": b"s1"}.get(name)
+
+        class Context:
+            clientIp = "192.0.2.7"
+            path = "/caf\u00e9"
+            request = Request()
+
+        context = Context()
+        self.assertEqual(key_reader("client_ip")(context), b"192.0.2.7")
+        self.assertEqual(key_reader("path")(context), "/caf\u00e9".encode("utf-8"))
+        self.assertEqual(key_reader("header", b"x-user")(context), b"alice")
+        self.assertIsNone(key_reader("header", b"X-None")(context))
+        self.assertEqual(key_reader("cookie", b"sid")(context), b"s1")
+        self.assertIsNone(key_reader("cookie", b"other")(context))
+        for source in KEY_SOURCES:
+            self.assertIsNone(key_reader(source, b"n")(None))
+        self.assertRaises(ValueError, key_reader, "body")
+        self.assertRaises(ValueError, key_reader, "header")
+
+
+class Waiter:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.done = False
+        self.events: List[str] = []
+
+    def resume(self) -> None:
+        self.events.append("resume")
+
+    def queueTimedOut(self) -> None:
+        self.events.append("timeout")
+
+
+class WaitQueueTests(SynchronousTestCase):
+    """
+    Tests for L{WaitQueue}.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.queue = WaitQueue(size=2, timeout=5.0)
+
+    def test_fifo(self) -> None:
+        """
+        Waiters are resumed oldest first, one per wake; a full queue refuses
+        more.
+        """
+        a, b, c = Waiter("a"), Waiter("b"), Waiter("c")
+        self.assertTrue(self.queue.add(a, self.clock))
+        self.assertTrue(self.queue.add(b, self.clock))
+        self.assertFalse(self.queue.add(c, self.clock))
+        self.assertEqual(len(self.queue), 2)
+        self.queue.wakeNext()
+        self.assertEqual((a.events, b.events), (["resume"], []))
+        self.queue.wakeNext()
+        self.assertEqual(b.events, ["resume"])
+        self.queue.wakeNext()
+        self.assertEqual(len(self.queue), 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_timeout(self) -> None:
+        """
+        A waiter leaves after the timeout, on the given clock.
+        """
+        a = Waiter("a")
+        self.queue.add(a, self.clock)
+        self.clock.advance(4.9)
+        self.assertEqual(a.events, [])
+        self.clock.advance(0.1)
+        self.assertEqual(a.events, ["timeout"])
+        self.assertEqual(len(self.queue), 0)
+        self.queue.wakeNext()
+        self.assertEqual(a.events, ["timeout"])
+
+    def test_remove(self) -> None:
+        """
+        A removed waiter is neither resumed nor timed out; removing one not
+        in the queue does nothing.
+        """
+        a, b = Waiter("a"), Waiter("b")
+        self.queue.add(a, self.clock)
+        self.queue.add(b, self.clock)
+        self.queue.remove(a)
+        self.queue.remove(a)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.queue.wakeNext()
+        self.assertEqual((a.events, b.events), ([], ["resume"]))
+
+    def test_skipDone(self) -> None:
+        """
+        A waiter that ended meanwhile is skipped: the next one gets the
+        room.
+        """
+        a, b = Waiter("a"), Waiter("b")
+        self.queue.add(a, self.clock)
+        self.queue.add(b, self.clock)
+        a.done = True
+        self.queue.wakeNext()
+        self.assertEqual((a.events, b.events), ([], ["resume"]))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class MemberStateTests(SynchronousTestCase):
+    """
+    A member is a target's shared state plus its pool's weight.
+    """
+
+    def test_sharedState(self) -> None:
+        t = Target("http", "a", 80, weight=4)
+        state = TargetState(t)
+        m = Member(t, state)
+        self.assertIs(m.state, state)
+        m.up = False
+        m.inflight = 3
+        self.assertEqual((state.up, state.inflight), (False, 3))
+        m.startRamp(10.0, 10.0)
+        self.assertEqual(state.rampStart, 10.0)
+        self.assertEqual(m.rampedWeight(15.0), 4 * SCALE // 2)
+        self.assertEqual(m.rampedWeight(20.0), 4 * SCALE)
+        self.assertIsNone(state.rampStart)
+
+    def test_eligible(self) -> None:
+        m = Member(Target("http", "a", 80))
+        self.assertTrue(m.eligible())
+        self.assertFalse(m.eligible([m]))
+        m.inflight = 2
+        self.assertTrue(m.eligible((), 3))
+        self.assertFalse(m.eligible((), 2))
+        m.up = False
+        self.assertFalse(m.eligible())

@@ -5,6 +5,7 @@ checks through the in-memory proxy.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Dict, List
 
 from treq.testing import StubTreq
@@ -16,9 +17,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from lbproxy.app.workers import state_line
 from lbproxy.config import parse_config
 from lbproxy.health.checker import HealthChecker
-from lbproxy.runtime.snapshot import Runtime
+from lbproxy.runtime.snapshot import build_runtime
+from lbproxy.runtime.targets import TargetRegistry
 from lbproxy.testing import ProxyHarness
 
 ADDRESSES = ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]
@@ -109,11 +112,10 @@ class CheckerTestCase(SynchronousTestCase):
         self.logs = LogCapture(self)
 
     def start(self, cfg=None):
-        self.runtime = Runtime(cfg or config())
+        self.registry = TargetRegistry()
+        self.runtime = build_runtime(cfg or config(), self.registry)
         self.pool = self.runtime.pools["mango"]
-        self.checker = HealthChecker(
-            self.runtime.pools, self.runtime.health, self.clock, self.client, random=lambda: 0.5
-        )
+        self.checker = HealthChecker(self.registry, self.clock, self.client, random=lambda: 0.5)
         self.checker.startService()
         self.addCleanup(self.checker.stopService)
         return self.checker
@@ -240,11 +242,10 @@ class ActiveProbeTests(CheckerTestCase):
             {"targets": [{"address": ADDRESSES[0], "health_check_endpoint": "/status"}]},
             "test.toml",
         )
-        self.runtime = Runtime(cfg)
+        registry = TargetRegistry()
+        self.runtime = build_runtime(cfg, registry)
         self.pool = self.runtime.pools["default"]
-        checker = HealthChecker(
-            self.runtime.pools, self.runtime.health, self.clock, self.client, random=lambda: 0
-        )
+        checker = HealthChecker(registry, self.clock, self.client, random=lambda: 0)
         checker.startService()
         self.addCleanup(checker.stopService)
         self.advance(1)
@@ -396,11 +397,95 @@ class SlowStartCheckerTests(CheckerTestCase):
         self.backends.mode[ADDRESSES[0]] = "fail"
         self.start(config(slow_start=30.0))
         member = self.member(ADDRESSES[0])
-        self.assertIsNone(member._rampStart)
+        self.assertIsNone(member.state.rampStart)
         self.advance(1)
         self.assertFalse(member.up)
         self.backends.mode[ADDRESSES[0]] = "ok"
         self.advance(12)
         self.assertTrue(member.up)
-        self.assertEqual(member._rampStart, 13.0)
-        self.assertIsNone(self.member(ADDRESSES[1])._rampStart)
+        self.assertEqual(member.state.rampStart, 13.0)
+        self.assertIsNone(self.member(ADDRESSES[1]).state.rampStart)
+
+
+def two_pools(addresses_a, addresses_b, **health):
+    settings = {"interval": 6.0, "timeout": 2.0, "rise": 2, "fall": 3, "path": "/healthz"}
+    settings.update(health)
+    pools = {"mango": {"targets": list(addresses_a)}}
+    routes = [{"pool": "mango"}]
+    if addresses_b:
+        pools["apple"] = {"targets": list(addresses_b)}
+        routes.insert(0, {"path": "/a", "pool": "apple"})
+    return parse_config({"health": settings, "pools": pools, "routes": routes}, "test.toml")
+
+
+class RegistryFollowingTests(CheckerTestCase):
+    """
+    The checker probes registry entries, and follows new runtimes.
+    """
+
+    def test_sharedTargetProbedOnce(self):
+        """
+        A target two pools share (with the same health check) is probed
+        once per interval; its change is logged once, naming both pools,
+        and both pools see it.
+        """
+        self.backends.mode[ADDRESSES[0]] = "fail"
+        self.start(two_pools(ADDRESSES[:2], ADDRESSES[:1]))
+        self.advance(12)
+        probed = [t for t, host in self.backends.probes if host == ADDRESSES[0]]
+        self.assertEqual(len(probed), 2)
+        self.assertEqual(
+            self.logs.changes(),
+            ["target 10.0.0.1:80 in pools mango, apple DOWN after its first check failed: "
+             "status 500"],
+        )
+        self.assertFalse(self.runtime.pools["apple"].members[0].up)
+        self.assertFalse(self.member(ADDRESSES[0]).up)
+
+    def test_sync(self):
+        """
+        Building a new runtime stops the probes of the targets it dropped
+        (and their pending calls) and starts probing the new ones within an
+        interval; a kept target keeps its state and its schedule.
+        """
+        self.backends.mode[ADDRESSES[1]] = "fail"
+        self.start(two_pools(ADDRESSES[:2], ()))
+        self.advance(6)
+        kept = self.member(ADDRESSES[1]).state
+        self.assertFalse(kept.up)
+        dropped = self.member(ADDRESSES[0]).state
+        self.runtime = build_runtime(two_pools(ADDRESSES[1:], ()), self.registry)
+        self.assertTrue(dropped.retired)
+        self.assertIs(self.runtime.pools["mango"].members[0].state, kept)
+        self.assertFalse(self.runtime.pools["mango"].members[0].up)
+        del self.backends.probes[:]
+        self.advance(12)
+        hosts = Counter(host for _, host in self.backends.probes)
+        self.assertEqual(hosts, {ADDRESSES[1]: 2, ADDRESSES[2]: 2})
+        self.assertEqual(len(self.clock.getDelayedCalls()), 2)
+        self.checker.stopService()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_snapshot(self):
+        """
+        The snapshot for a new worker has one line per entry.
+        """
+        self.backends.mode[ADDRESSES[0]] = "fail"
+        self.start(two_pools(ADDRESSES[:2], ADDRESSES[:1]))
+        self.advance(6)
+        entries = self.registry.entries()
+        self.assertEqual(
+            self.checker.snapshot(),
+            [state_line(entries[0].ident, False), state_line(entries[1].ident, True)],
+        )
+
+    def test_onChange(self):
+        """
+        onChange is called with the entry that changed.
+        """
+        self.backends.mode[ADDRESSES[0]] = "fail"
+        changed = []
+        self.start()
+        self.checker.onChange = changed.append
+        self.advance(6)
+        self.assertEqual(changed, [self.member(ADDRESSES[0]).state])

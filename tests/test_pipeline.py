@@ -15,6 +15,7 @@ from lbproxy.pipeline.context import LocalReply
 from lbproxy.pipeline.order import ORDER
 from lbproxy.runtime.services import Services
 from lbproxy.runtime.snapshot import Runtime
+from lbproxy.runtime.targets import TargetRegistry
 from lbproxy.testing import ProxyHarness
 
 CONFIG = {
@@ -39,7 +40,7 @@ OK = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
 
 
 def runtime(config=CONFIG, accessLog=None) -> Runtime:
-    return Runtime(parse_config(config, "test.toml"),
+    return Runtime(parse_config(config, "test.toml"), TargetRegistry(),
                    Services(MemoryReactorClock(), accessLog=accessLog))
 
 

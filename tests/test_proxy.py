@@ -813,7 +813,7 @@ class QueueTests(SynchronousTestCase):
         self.assertEqual(second.received(), b"")
         self.proxy.reactor.advance(0.2)
         self.assertTrue(second.received().startswith(b"HTTP/1.1 503 "))
-        self.assertEqual(len(self.proxy.resource.runtime.pools["solo"].waiting), 0)
+        self.assertEqual(len(self.proxy.resource.runtime.pools["solo"].queue), 0)
 
     def test_leaveQueueWhenGone(self):
         """
@@ -824,7 +824,7 @@ class QueueTests(SynchronousTestCase):
         self.proxy.accept()
         second.send(b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n")
         second.disconnect()
-        self.assertEqual(len(self.proxy.resource.runtime.pools["solo"].waiting), 0)
+        self.assertEqual(len(self.proxy.resource.runtime.pools["solo"].queue), 0)
         queueTimers = [c for c in self.proxy.exchangeTimers() if "_queueTimedOut" in repr(c)]
         self.assertEqual(queueTimers, [])
 

@@ -12,9 +12,10 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy.balance.pool import Pool
 from lbproxy.config import HealthConfig, Target
-from lbproxy.health.state import TargetHealth
+from lbproxy.runtime.pools import build_pool
+from lbproxy.config import Pool as PoolConfig
+from lbproxy.runtime.targets import TargetRegistry
 from lbproxy.app.workers import (
     FIRST_LISTEN_FD,
     HEALTH_FD,
@@ -157,22 +158,75 @@ class SupervisorTests(SynchronousTestCase):
 
 
 class HealthFeedTests(SynchronousTestCase):
+    def setUp(self):
+        self.registry = TargetRegistry(probing=False)
+        self.pool = build_pool(
+            "web",
+            PoolConfig("web", (Target("http", "10.0.0.1", 80), Target("http", "10.0.0.2", 80))),
+            self.registry,
+        )
+        self.feed = HealthFeed(self.registry)
+
     def test_applies(self):
         """
         The main process's states take a worker's member out and back; the
         worker's own passive ejection still counts.
         """
-        pool = Pool("web", [Target("http", "10.0.0.1", 80), Target("http", "10.0.0.2", 80)])
-        for member in pool.members:
-            member.health = TargetHealth(HealthConfig(), probed=False)
-        feed = HealthFeed({"web": pool})
-        feed.dataReceived(state_line("web", "10.0.0.1:80", False)[:10])
+        pool, feed = self.pool, self.feed
+        first = pool.members[0].state
+        feed.dataReceived(state_line(first.ident, False)[:10])
         self.assertTrue(pool.members[0].up)
-        feed.dataReceived(state_line("web", "10.0.0.1:80", False)[10:] + b"garbage\n")
+        feed.dataReceived(state_line(first.ident, False)[10:] + b"garbage\n")
         self.assertFalse(pool.members[0].up)
         self.assertTrue(pool.members[1].up)
-        feed.dataReceived(state_line("web", "10.0.0.1:80", True))
+        feed.dataReceived(state_line(first.ident, True))
         self.assertTrue(pool.members[0].up)
+        for _ in range(HealthConfig().passive_fail):
+            first.health.connectionFailed(1.0, "connection refused")
+        first.up = first.health.available
+        feed.dataReceived(state_line(first.ident, True))
+        self.assertFalse(pool.members[0].up)
+
+    def test_line(self):
+        """
+        A state line is one JSON object naming the target's registry entry
+        by its ident (its URL and a digest of the rest of its identity).
+        """
+        import json
+
+        ident = self.pool.members[0].state.ident
+        self.assertRegex(ident, r"^http://10\.0\.0\.1:80#[0-9a-f]{12}$")
+        line = state_line(ident, False)
+        self.assertTrue(line.endswith(b"\n"))
+        self.assertEqual(json.loads(line), {"target": ident, "up": False})
+
+    def test_followsRegistry(self):
+        """
+        The feed finds entries in the registry as it is now: one added by a
+        newer runtime is found, a retired one is not.
+        """
+        old = self.pool.members[0].state
+        newer = build_pool(
+            "web", PoolConfig("web", (Target("http", "10.0.0.3", 80),)), self.registry
+        )
+        self.registry.retain([("web", newer.members[0].state)])
+        self.feed.dataReceived(state_line(old.ident, False))
+        self.assertTrue(old.up)
+        self.feed.dataReceived(state_line(newer.members[0].state.ident, False))
+        self.assertFalse(newer.members[0].up)
+
+    def test_ignored(self):
+        """
+        Lines for unknown targets, or that are not state lines, change
+        nothing.
+        """
+        self.feed.dataReceived(
+            state_line("http://10.0.0.9:80#000000000000", False)
+            + b'{"pool": "web", "address": "10.0.0.1:80", "up": false}\n'
+            + b"[1, 2]\n"
+            + b'{"target": ["x"], "up": false}\n'
+        )
+        self.assertEqual([m.up for m in self.pool.members], [True, True])
 
 
 class ParsingTests(SynchronousTestCase):

@@ -29,7 +29,8 @@ from lbproxy.frontend.http import ProxySite
 from lbproxy.frontend.hygiene import ClientLimits
 from lbproxy.pipeline.resource import ProxyResource
 from lbproxy.runtime.services import Services
-from lbproxy.runtime.snapshot import Runtime
+from lbproxy.runtime.snapshot import build_runtime
+from lbproxy.runtime.targets import TargetRegistry
 from lbproxy.app.signals import SignalService
 from lbproxy.tls.edge import TLSEdge, TLSMaterial
 from lbproxy.upstream.connections import ConnectionPool
@@ -88,15 +89,12 @@ class ProxyService(MultiService):
             endpointFactory=self.tls.endpoints,
         )
         services = Services(reactor, self.connections, accessLog=self.accessLog)
-        runtime = Runtime(config, services)
+        # Workers probe nothing: the main process does, once, and sends
+        # them the states.
+        self.registry = TargetRegistry(probing=self.role != "worker")
+        runtime = build_runtime(config, self.registry, services)
         self.health = HealthChecker(
-            runtime.pools,
-            runtime.health,
-            reactor,
-            probe_client(reactor, self.tls.probePolicy()),
-            # Workers probe nothing: the main process does, once, and
-            # sends them the states.
-            active=self.role != "worker",
+            self.registry, reactor, probe_client(reactor, self.tls.probePolicy())
         )
         self.health.setServiceParent(self)
         if self.role == "main":
@@ -114,7 +112,7 @@ class ProxyService(MultiService):
             for fd, (description, factory) in zip(listenFDs, listeners):
                 AdoptedPort(reactor, fd, description, factory, server.proxy_protocol
                             ).setServiceParent(self)
-            HealthFeedService(reactor, HealthFeed(runtime.pools)).setServiceParent(self)
+            HealthFeedService(reactor, HealthFeed(self.registry)).setServiceParent(self)
         else:
             for backend in config.demo:
                 self._listen(
@@ -156,8 +154,8 @@ class ProxyService(MultiService):
             spawn,
             snapshot=health.snapshot,
         )
-        health.onChange = lambda pool, member: self.supervisor.broadcast(
-            state_line(pool.name, member.target.address, member.up)
+        health.onChange = lambda entry: self.supervisor.broadcast(
+            state_line(entry.ident, entry.up)
         )
         self.supervisor.setServiceParent(self)
         SignalService(

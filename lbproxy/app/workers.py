@@ -18,9 +18,18 @@ and runs N worker processes that inherit them, supervising them.
     certificates); SIGTERM stops the workers (SIGTERM, then SIGKILL after a
     grace period) and then the main process.
   - Active health checks run once, in the main process, which sends each
-    state change to the workers over a pipe (one JSON object a line), so
-    backends are not probed N times. Passive checks stay in each worker:
-    they see their own connections.
+    state change to the workers over a pipe, so backends are not probed N
+    times. Passive checks stay in each worker: they see their own
+    connections. A state is one JSON object a line (L{state_line}), naming
+    the target's entry in the registry by its C{ident}::
+
+        {"target": "http://10.0.0.1:80#3f2a9c1b0d4e", "up": false}
+
+    The C{ident} is the target's URL and a digest of the rest of its
+    identity (TLS settings, health check), the same in the main process
+    and its workers since they parse the same configuration (see
+    L{lbproxy.runtime.targets}). A line for an unknown target, or one that
+    does not parse, is ignored.
   - Demo backends run in the main process only.
 """
 
@@ -362,11 +371,13 @@ class WorkerSupervisor(Service):
 # -- inside a worker ------------------------------------------------------------
 
 
-def state_line(pool: str, address: str, up: bool) -> bytes:
+def state_line(ident: str, up: bool) -> bytes:
     """
-    One health-state message from the main process to its workers.
+    One health-state message from the main process to its workers: the
+    L{lbproxy.runtime.targets.TargetState} whose C{ident} this is, is up or
+    down.
     """
-    return json.dumps({"pool": pool, "address": address, "up": up}).encode("utf-8") + b"\n"
+    return json.dumps({"target": ident, "up": up}).encode("utf-8") + b"\n"
 
 
 def announce_ready() -> None:
@@ -382,18 +393,18 @@ def announce_ready() -> None:
 
 class HealthFeed(Protocol):
     """
-    In a worker: applies the main process's health states (one JSON object
-    a line) to this worker's pool members.
+    In a worker: applies the main process's health states (L{state_line}s)
+    to the entries of this worker's target registry, whichever runtime's
+    pools refer to them.
     """
 
     _buffer = b""
 
-    def __init__(self, pools) -> None:
-        self._members = {
-            (pool.name, member.target.address): member
-            for pool in pools.values()
-            for member in pool.members
-        }
+    def __init__(self, registry) -> None:
+        """
+        @param registry: the worker's L{lbproxy.runtime.targets.TargetRegistry}.
+        """
+        self._registry = registry
 
     def dataReceived(self, data: bytes) -> None:
         lines = (self._buffer + data).split(b"\n")
@@ -401,13 +412,16 @@ class HealthFeed(Protocol):
         for line in lines:
             try:
                 message = json.loads(line)
-                member = self._members[(message["pool"], message["address"])]
+                entry = self._registry.find(message["target"])
+                up = bool(message["up"])
             except (ValueError, KeyError, TypeError):
                 continue
-            health = member.health
+            if entry is None:
+                continue
+            health = entry.health
             if health is not None:
-                health.external(bool(message["up"]))
-            member.up = health.available if health is not None else bool(message["up"])
+                health.external(up)
+            entry.up = health.available if health is not None else up
 
     def connectionLost(self, reason=None) -> None:
         # The main process is gone: nothing more will come.

@@ -4,6 +4,11 @@ Health checking: active probes over HTTP with treq, one L{LoopingCall} per
 probed target on the injected clock, and passive outlier detection fed by
 the proxy's own requests.
 
+It follows a L{TargetRegistry}, not any one runtime's pools: a target two
+pools share (with the same health check) is probed once, and when a new
+runtime is built the probes of new targets start and those of retired ones
+stop (L{HealthChecker.sync}).
+
 Every state change is logged once, e.g.::
 
     target 127.0.0.1:8082 in pool mango DOWN after 3 failed checks: connection refused
@@ -12,199 +17,167 @@ Every state change is logged once, e.g.::
 from __future__ import annotations
 
 import random
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set
 
 from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.internet.error import TimeoutError
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from lbproxy.balance.pool import Member, Pool
-from lbproxy.health.state import Change, TargetHealth
+from lbproxy.balance.members import Member
+from lbproxy.health.probe import check_response, describe_failure, probe_client
+from lbproxy.health.state import Change, probe_path
+from lbproxy.runtime.targets import TargetRegistry, TargetState
+
+__all__ = ["HealthChecker", "describe_failure", "probe_client", "probe_path"]
 
 log = Logger()
-
-#: Most bytes of a probe's response body read (and thrown away).
-PROBE_BODY_LIMIT = 64 * 1024
-
-
-def probe_path(pool_health, target) -> Optional[str]:
-    """
-    The path probed for a target: its own C{health_check_endpoint} (the
-    BWSS form) or its pool's C{health.path}; L{None} for passive checks
-    only.
-    """
-    return target.health_check_endpoint or pool_health.path
-
-
-def describe_failure(reason) -> str:
-    """
-    A short reason for a log line: C{"connection refused"}, C{"timed out"}
-    (the prober adds how long), C{"status 500"}.
-    """
-    value = reason.value
-    # Agent wraps what went wrong (e.g. the cancellation of a request that
-    # timed out) in ResponseNeverReceived and similar, with a list.
-    inner = getattr(value, "reasons", None)
-    if inner:
-        value = inner[0].value
-    if isinstance(value, (TimeoutError, defer.TimeoutError, defer.CancelledError)):
-        return "timed out"
-    name = type(value).__name__
-    text = str(value).strip()
-    if name == "ConnectionRefusedError":
-        return "connection refused"
-    if "DNS lookup failed" in text:
-        return "DNS lookup failed"
-    return text.rstrip(".") or name
-
-
-def probe_client(reactor, tlsPolicy=None):
-    """
-    The treq client probes go through: a fresh connection per probe (a
-    probe checks that the target accepts connections, so none is reused).
-
-    @param tlsPolicy: an L{IPolicyForHTTPS} for C{https://} targets (the
-        pools' CA, client certificate and C{verify}, from
-        L{lbproxy.tls.edge.TLSEdge.probePolicy}), or L{None} for Twisted's
-        default (the system's trust store).
-    """
-    from treq.client import HTTPClient
-    from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
-
-    class QuietFactory(_HTTP11ClientFactory):
-        # Not two "Starting/Stopping factory" log lines per probe.
-        noisy = False
-
-    pool = HTTPConnectionPool(reactor, persistent=False)
-    pool._factory = QuietFactory
-    if tlsPolicy is None:
-        return HTTPClient(Agent(reactor, pool=pool))
-    return HTTPClient(Agent(reactor, contextFactory=tlsPolicy, pool=pool))
-
-
-class _BadStatus(Exception):
-    pass
 
 
 class HealthChecker(Service):
     """
-    Keeps every pool member's health up to date.
+    Keeps the health of every entry of a target registry up to date.
 
-    @ivar pools: the runtime pools (L{lbproxy.balance.pool.Pool}) by name.
+    @ivar registry: the L{TargetRegistry} followed.
     """
 
     def __init__(
         self,
-        pools: Dict[str, Pool],
-        settings: Dict[str, object],
+        registry: TargetRegistry,
         clock,
         client,
         random: Callable[[], float] = random.random,
-        active: bool = True,
     ) -> None:
         """
-        @param pools: runtime pools by name.
-        @param settings: each pool's L{lbproxy.config.HealthConfig} by name.
+        @param registry: the targets to check.  Its entries whose health
+            says C{probed} are probed (none when the registry is not
+            C{probing}: a worker process, whose main process probes and
+            sends it the states); all are checked passively.  The checker
+            follows its L{TargetRegistry.retain}s.
         @param clock: an L{IReactorTime}.
         @param client: a treq C{HTTPClient} (or L{treq.testing.StubTreq})
             used for probes.
         @param random: returns a float in [0, 1): the jitter of each
             target's first probe.
-        @param active: whether to probe (a worker process does not: its
-            main process probes and sends the states).
         """
-        self.pools = pools
-        self._settings = settings
+        self.registry = registry
         self._clock = clock
         self._client = client
         self._random = random
-        self._active = active
-        #: Called with C{(pool, member)} after each state change.
-        self.onChange: Optional[Callable[[Pool, Member], None]] = None
-        self._loops: List[LoopingCall] = []
-        self._starts: List = []
-        self._probes: Dict[Member, defer.Deferred] = {}
-        self._ejectionTimers: Dict[Member, object] = {}
-        for name, pool in pools.items():
-            health = settings[name]
-            for member in pool.members:
-                path = probe_path(health, member.target)
-                member.health = TargetHealth(health, probed=path is not None and active)
+        #: Called with the L{TargetState} after each state change.
+        self.onChange: Optional[Callable[[TargetState], None]] = None
+        self._known: Set[TargetState] = set()
+        self._loops: Dict[TargetState, LoopingCall] = {}
+        self._starts: Dict[TargetState, object] = {}
+        self._probes: Dict[TargetState, defer.Deferred] = {}
+        self._ejectionTimers: Dict[TargetState, object] = {}
+        registry.subscribe(self.sync)
 
     # Service ------------------------------------------------------------------
 
     def startService(self) -> None:
         Service.startService(self)
         now = self._clock.seconds()
-        probed: List[Tuple[Pool, Member]] = []
-        for pool in self.pools.values():
-            for member in pool.members:
-                member.health.lastChange = now
-                if member.health.probed and self._active:
-                    probed.append((pool, member))
+        entries = self.registry.entries()
+        self._known = set(entries)
+        probed = []
+        for entry in entries:
+            entry.health.lastChange = now
+            if entry.health.probed:
+                probed.append(entry)
         # Spread the first probes over the interval: the k-th of n targets
         # starts at (k + jitter) / n of its interval, so probes never all
         # fire at once.
         count = len(probed)
-        for index, (pool, member) in enumerate(probed):
-            interval = member.health.settings.interval
-            offset = interval * (index + self._random()) / count
-            loop = LoopingCall(self._probe, pool, member)
-            loop.clock = self._clock
-            self._loops.append(loop)
-            self._starts.append(self._clock.callLater(offset, self._startLoop, loop, interval))
+        for index, entry in enumerate(probed):
+            interval = entry.health.settings.interval
+            self._schedule(entry, interval * (index + self._random()) / count)
 
-    def _startLoop(self, loop: LoopingCall, interval: float) -> None:
+    def sync(self, retired: Sequence[TargetState] = ()) -> None:
+        """
+        Follow the registry after a new runtime was built: stop checking
+        its retired entries, start probing its new ones (each first probed
+        at a random point of its first interval).  Called by the registry
+        after each L{TargetRegistry.retain}.
+        """
+        entries = self.registry.entries()
+        current = set(entries)
+        for entry in [e for e in self._known if e not in current]:
+            self._forget(entry)
+        if not self.running:
+            return
+        now = self._clock.seconds()
+        for entry in entries:
+            if entry in self._known:
+                continue
+            self._known.add(entry)
+            entry.health.lastChange = now
+            if entry.health.probed:
+                self._schedule(entry, entry.health.settings.interval * self._random())
+
+    def _schedule(self, entry: TargetState, offset: float) -> None:
+        loop = LoopingCall(self._probe, entry)
+        loop.clock = self._clock
+        self._loops[entry] = loop
+        self._starts[entry] = self._clock.callLater(
+            offset, self._startLoop, entry, loop, entry.health.settings.interval
+        )
+
+    def _forget(self, entry: TargetState) -> None:
+        """
+        Stop everything that runs for C{entry}.
+        """
+        self._known.discard(entry)
+        call = self._starts.pop(entry, None)
+        if call is not None and call.active():
+            call.cancel()
+        loop = self._loops.pop(entry, None)
+        if loop is not None and loop.running:
+            loop.stop()
+        d = self._probes.pop(entry, None)
+        if d is not None:
+            d.cancel()
+        timer = self._ejectionTimers.pop(entry, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _startLoop(self, entry: TargetState, loop: LoopingCall, interval: float) -> None:
+        self._starts.pop(entry, None)
         loop.start(interval, now=True).addErrback(
             lambda f: log.failure("health probe loop failed", f)
         )
 
     def stopService(self):
         Service.stopService(self)
-        for call in self._starts:
-            if call.active():
-                call.cancel()
-        self._starts = []
-        for loop in self._loops:
-            if loop.running:
-                loop.stop()
-        self._loops = []
-        for d in list(self._probes.values()):
-            d.cancel()
-        for timer in self._ejectionTimers.values():
-            if timer.active():
-                timer.cancel()
-        self._ejectionTimers.clear()
+        for entry in list(self._known):
+            self._forget(entry)
 
     # Active probes -------------------------------------------------------------
 
-    def _probe(self, pool: Pool, member: Member) -> defer.Deferred:
-        health = member.health
+    def _probe(self, entry: TargetState) -> defer.Deferred:
+        health = entry.health
         settings = health.settings
-        target = member.target
+        target = entry.target
         url = (target.url + probe_path(settings, target)).encode("ascii")
         headers = {
             b"Host": [(settings.host or target.address).encode("ascii")],
             b"User-Agent": [b"lbproxy-health"],
         }
         d = self._client.get(url, headers=headers, allow_redirects=False)
-        d.addCallback(self._checkResponse, settings)
+        d.addCallback(check_response, settings)
         d.addTimeout(settings.timeout, self._clock)
-        self._probes[member] = d
+        self._probes[entry] = d
 
         def done(result):
-            self._probes.pop(member, None)
+            if self._probes.get(entry) is d:
+                del self._probes[entry]
             return result
 
         d.addBoth(done)
         d.addCallbacks(
-            lambda _: self._apply(pool, member, health.probeSucceeded(self._clock.seconds())),
+            lambda _: self._apply(entry, health.probeSucceeded(self._clock.seconds())),
             lambda f: self._apply(
-                pool,
-                member,
-                health.probeFailed(self._clock.seconds(), self._describe(f, settings)),
+                entry, health.probeFailed(self._clock.seconds(), self._describe(f, settings))
             ),
         )
         return d
@@ -216,111 +189,70 @@ class HealthChecker(Service):
             return "timed out after %gs" % (settings.timeout,)
         return text
 
-    def _checkResponse(self, response, settings) -> defer.Deferred:
-        code = response.code
-        # Read (and drop) a bounded body so the connection is released.
-        d = _drain(response)
-        if not settings.healthy(code):
-            d.addCallback(lambda _: _fail(f"status {code}"))
-        return d
-
     def snapshot(self) -> List[bytes]:
         """
-        Every member's state, as lines for a new worker process.
+        Every entry's state, as lines for a new worker process.
         """
         from lbproxy.app.workers import state_line
 
-        return [
-            state_line(pool.name, member.target.address, member.up)
-            for pool in self.pools.values()
-            for member in pool.members
-        ]
+        return [state_line(entry.ident, entry.up) for entry in self.registry.entries()]
 
     # Passive checks (called by the proxy) ----------------------------------------
 
-    def connectionFailed(self, pool: Pool, member: Member, reason: str) -> None:
+    def connectionFailed(self, pool, member: Member, reason: str) -> None:
         """
-        A proxied request could not connect to C{member}, or its connection
-        was reset before any response byte.
+        A proxied request could not connect to C{member}'s target, or its
+        connection was reset before any response byte.
+
+        @param pool: the L{lbproxy.balance.pool.Pool} of the request.
         """
-        change = member.health.connectionFailed(self._clock.seconds(), reason)
+        entry = member.state
+        if entry.retired:
+            # A request that outlived its target's runtime: not news.
+            return
+        change = entry.health.connectionFailed(self._clock.seconds(), reason)
         if change is not None:
-            self._apply(pool, member, change)
-            timer = self._ejectionTimers.pop(member, None)
+            self._apply(entry, change)
+            timer = self._ejectionTimers.pop(entry, None)
             if timer is not None and timer.active():
                 timer.cancel()
-            self._ejectionTimers[member] = self._clock.callLater(
-                change.ejectedFor, self._ejectionOver, pool, member
+            self._ejectionTimers[entry] = self._clock.callLater(
+                change.ejectedFor, self._ejectionOver, entry
             )
 
     def responded(self, member: Member) -> None:
         """
-        A proxied request got a response from C{member}.
+        A proxied request got a response from C{member}'s target.
         """
-        member.health.responded()
+        member.state.health.responded()
 
-    def _ejectionOver(self, pool: Pool, member: Member) -> None:
-        self._ejectionTimers.pop(member, None)
-        self._apply(pool, member, member.health.ejectionOver(self._clock.seconds()))
+    def _ejectionOver(self, entry: TargetState) -> None:
+        self._ejectionTimers.pop(entry, None)
+        self._apply(entry, entry.health.ejectionOver(self._clock.seconds()))
 
     # State ---------------------------------------------------------------------
 
-    def _apply(self, pool: Pool, member: Member, change: Optional[Change]) -> None:
-        member.up = member.health.available
-        if change is None:
+    def _apply(self, entry: TargetState, change: Optional[Change]) -> None:
+        entry.up = entry.health.available
+        if change is None or entry.retired:
             return
-        if member.up:
-            member.startRamp(self._clock.seconds(), member.health.settings.slow_start)
+        if entry.up:
+            entry.startRamp(self._clock.seconds(), entry.health.settings.slow_start)
         if self.onChange is not None:
-            self.onChange(pool, member)
+            self.onChange(entry)
         log.info(
-            "target {address} in pool {pool} {state} {reason}",
-            address=member.target.address,
-            pool=pool.name,
+            "target {address} in {where} {state} {reason}",
+            address=entry.target.address,
+            where=_where(entry.pools),
             state=change.state.upper(),
             reason=change.reason,
         )
 
 
-def _fail(message: str):
-    raise _BadStatus(message)
-
-
-class _Discard:
+def _where(pools: Sequence[str]) -> str:
     """
-    Reads a response body up to L{PROBE_BODY_LIMIT} and drops it.
+    C{"pool mango"}, C{"pools apple, mango"}.
     """
-
-    def __init__(self, done: defer.Deferred) -> None:
-        self._done = done
-        self._seen = 0
-        self.transport = None
-
-    def makeConnection(self, transport) -> None:
-        self.transport = transport
-
-    def dataReceived(self, data: bytes) -> None:
-        self._seen += len(data)
-        if self._seen > PROBE_BODY_LIMIT and self.transport is not None:
-            self.transport.stopProducing()
-
-    def connectionLost(self, reason) -> None:
-        if not self._done.called:
-            self._done.callback(None)
-
-
-def _drain(response) -> defer.Deferred:
-    """
-    Read and drop a response body; cancelling (a probe timing out while the
-    body trickles in) closes the connection.
-    """
-    protocol = None
-
-    def cancel(d):
-        if protocol is not None and protocol.transport is not None:
-            protocol.transport.stopProducing()
-
-    done: defer.Deferred = defer.Deferred(cancel)
-    protocol = _Discard(done)
-    response.deliverBody(protocol)
-    return done
+    if len(pools) == 1:
+        return f"pool {pools[0]}"
+    return "pools " + ", ".join(pools)

@@ -19,9 +19,12 @@ first failed probe takes it out at once, later ones need C{fall} in a row.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from lbproxy.config import HealthConfig
+if TYPE_CHECKING:
+    # Only a type: lbproxy.config imports lbproxy.balance, which reaches
+    # this module through the target registry.
+    from lbproxy.config import HealthConfig, Target
 
 UP = "up"
 DOWN = "down"
@@ -44,6 +47,15 @@ class Change:
 
     def __repr__(self) -> str:
         return f"<Change {self.state.upper()} {self.reason}>"
+
+
+def probe_path(settings: HealthConfig, target: Target) -> Optional[str]:
+    """
+    The path probed for a target: its own C{health_check_endpoint} (the
+    BWSS form) or its pool's C{health.path}; L{None} for passive checks
+    only.
+    """
+    return target.health_check_endpoint or settings.path
 
 
 def _plural(count: int, word: str) -> str:

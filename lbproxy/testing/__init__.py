@@ -25,7 +25,8 @@ from lbproxy.frontend.http import ProxySite
 from lbproxy.frontend.hygiene import ClientLimits
 from lbproxy.pipeline.resource import ProxyResource
 from lbproxy.runtime.services import Services
-from lbproxy.runtime.snapshot import Runtime
+from lbproxy.runtime.snapshot import build_runtime
+from lbproxy.runtime.targets import TargetRegistry
 from lbproxy.upstream.connections import ConnectionPool
 
 
@@ -138,8 +139,13 @@ class ProxyHarness:
             endpointFactory=endpointFactory or _endpoint,
         )
         services = Services(self.reactor, self.connections, accessLog=AccessLog(self.log))
-        runtime = Runtime(config, services)
-        self.health = HealthChecker(runtime.pools, runtime.health, self.reactor, probeClient)
+        #: The targets' state, shared by every runtime built on it.
+        self.registry = TargetRegistry()
+        #: What runtimes are built with: C{build_runtime(config,
+        #: harness.registry, harness.services)}.
+        self.services = services
+        runtime = build_runtime(config, self.registry, services)
+        self.health = HealthChecker(self.registry, self.reactor, probeClient)
         services.health = self.health
         self.resource = ProxyResource(runtime, self.reactor)
         self.site = ProxySite(

@@ -79,7 +79,7 @@ class Exchange:
         self._headSent = False
         self._freshRetried = False
         self._dropped = False
-        self._queueTimer = None
+        self._queued = False
         self.done = False
         self.status = 0
         self.sent = 0
@@ -95,7 +95,7 @@ class Exchange:
 
     def _attempt(self, member=None, fresh: bool = False) -> None:
         if member is None:
-            member = self._pool.pick(self._tried, self._clock.seconds())
+            member = self._pool.pick(self._tried, self._clock.seconds(), self._context)
             if member is None:
                 if self._pool.saturated(self._tried):
                     self._enqueue()
@@ -109,7 +109,7 @@ class Exchange:
                 return
             self._tried.append(member)
         self._member = member
-        member.inflight += 1
+        member.state.inflight += 1
         self.target = member.target.address
         if self._upstreamStart is None:
             self._upstreamStart = self._clock.seconds()
@@ -125,46 +125,48 @@ class Exchange:
         d.addErrback(self._internalError)
 
     def _endAttempt(self) -> None:
-        if self._member is not None:
-            self._member.inflight -= 1
+        member = self._member
+        if member is not None:
+            state = member.state
+            state.inflight -= 1
             self._member = None
-            if self._pool.waiting:
-                _wakeNext(self._pool)
+            # Room on a target: the oldest request waiting for some goes, in
+            # this pool and in the others that count this target's requests.
+            queue = self._pool.queue
+            if queue.waiters:
+                queue.wakeNext()
+            others = state.queues
+            if others:
+                for other in others:
+                    if other.waiters and other is not queue:
+                        other.wakeNext()
 
-    # Waiting for room (max_inflight) ---------------------------------------
+    # Waiting for room (max_inflight): the pool's WaitQueue ------------------
 
     def _enqueue(self) -> None:
-        pool = self._pool
-        if len(pool.waiting) >= pool.queueSize:
+        if self._pool.queue.add(self, self._clock):
+            self._queued = True
+        else:
             self._localError(503, b"Service Unavailable", [(b"Retry-After", b"1")])
-            return
-        pool.waiting.append(self)
-        self._queueTimer = self._clock.callLater(pool.queueTimeout, self._queueTimedOut)
 
     def _leaveQueue(self) -> None:
-        timer, self._queueTimer = self._queueTimer, None
-        if timer is not None:
-            if timer.active():
-                timer.cancel()
-            try:
-                self._pool.waiting.remove(self)
-            except ValueError:
-                pass
+        if self._queued:
+            self._queued = False
+            self._pool.queue.remove(self)
 
-    def _queueTimedOut(self) -> None:
-        self._queueTimer = None
-        try:
-            self._pool.waiting.remove(self)
-        except ValueError:
-            pass
+    def queueTimedOut(self) -> None:
+        """
+        Waited C{queue_timeout} for room in vain (the queue let go): 503.
+        """
+        self._queued = False
         if not self.done:
             self._localError(503, b"Service Unavailable", [(b"Retry-After", b"1")])
 
     def resume(self) -> None:
         """
-        A member has room again: try once more.
+        A member has room again (the queue let go): try once more.
         """
-        self._leaveQueue()
+        self._queued = False
         if not self.done:
             self._attempt()
 
@@ -444,18 +446,6 @@ class Exchange:
         context.upstream = self.target
         context.upstreamTime = self.upstreamTime
         context.chain.finish(context)
-
-
-def _wakeNext(pool) -> None:
-    """
-    Give the room a finished request left on one of C{pool}'s members to
-    the oldest request waiting for it.
-    """
-    while pool.waiting:
-        waiter = pool.waiting.popleft()
-        if not waiter.done:
-            waiter.resume()
-            return
 
 
 def _describe(reason: Failure) -> str:
