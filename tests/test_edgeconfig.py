@@ -1,5 +1,5 @@
 """
-Tests for L{lbproxy.config.edge}.
+Tests for L{lbproxy.config.edge} and L{lbproxy.runtime.policies}.
 """
 
 from __future__ import annotations
@@ -22,17 +22,19 @@ from lbproxy.config.edge import (
     CorsConfig,
     HeaderRulesConfig,
     RateLimitConfig,
-    build_access_policy,
-    build_client_address_resolver,
-    build_cors_policy,
-    build_header_rules,
-    build_rate_limiter,
     parse_access,
     parse_cors,
     parse_forwarded_header,
     parse_header_rules,
     parse_rate_limit,
     parse_trusted_proxies,
+)
+from lbproxy.runtime.policies import (
+    build_access_policy,
+    build_client_address_resolver,
+    build_cors_policy,
+    build_header_rules,
+    build_rate_limiter,
 )
 from lbproxy.policy.headerrules import HeaderRules
 from lbproxy.policy.passwd import MIN_ITERATIONS, hash_password

@@ -10,8 +10,8 @@ L{lbproxy.config.ConfigError} to raise, so errors name the file and the
 exact key like every other configuration error.  A global table and a
 route's inline table have the same shape and go through the same function.
 
-The C{build_*} functions turn a parsed configuration into the policy
-object that runs per request.
+L{lbproxy.runtime.policies} turns a parsed configuration into the policy
+objects that run per request.
 """
 
 from __future__ import annotations
@@ -25,13 +25,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from lbproxy.policy.access import AccessPolicy, BasicAuth, compile_network
-from lbproxy.policy.clientaddr import ClientAddressResolver
-from lbproxy.policy.cors import CorsPolicy
+from lbproxy.policy.access import compile_network
 from lbproxy.policy.headerrules import HeaderRules, Template, header_name
 from lbproxy.wire.http1 import is_token
 from lbproxy.policy.passwd import parse_hash
-from lbproxy.policy.ratelimit import RateLimiter
 
 __all__ = [
     "AccessConfig",
@@ -40,11 +37,6 @@ __all__ = [
     "FORWARDED_HEADERS",
     "HeaderRulesConfig",
     "RateLimitConfig",
-    "build_access_policy",
-    "build_client_address_resolver",
-    "build_cors_policy",
-    "build_header_rules",
-    "build_rate_limiter",
     "parse_access",
     "parse_cors",
     "parse_forwarded_header",
@@ -635,7 +627,15 @@ def parse_header_rules(value: Any, key: str, fail: Fail) -> HeaderRulesConfig:
             settings[remove_name] = tuple(names)
     config = HeaderRulesConfig(**settings)
     try:
-        build_header_rules(config)
+        # The rules together, as the proxy will compile them.
+        HeaderRules(
+            requestSet=config.request_set,
+            requestAdd=config.request_add,
+            requestRemove=config.request_remove,
+            responseSet=config.response_set,
+            responseAdd=config.response_add,
+            responseRemove=config.response_remove,
+        )
     except ValueError as e:  # pragma: no cover - each rule was checked above
         raise fail(key, str(e)) from None
     return config
@@ -714,67 +714,3 @@ def parse_forwarded_header(value: Any, key: str, fail: Fail) -> str:
             f"got {_quote(value)}",
         )
     return text
-
-
-# -- building the policies -------------------------------------------------------
-
-
-def build_rate_limiter(config: RateLimitConfig, maxKeys: int = 100_000) -> RateLimiter:
-    """
-    The limiter for a C{rate_limit} table (one per table: buckets are not
-    shared between routes).
-    """
-    return RateLimiter(config.rate, config.burst, maxKeys)
-
-
-def build_access_policy(config: AccessConfig) -> AccessPolicy:
-    """
-    The policy for an C{access} table.
-    """
-    auth = None
-    if config.basic_auth is not None:
-        auth = BasicAuth(config.basic_auth.realm, config.basic_auth.users)
-    return AccessPolicy(
-        allow=config.allow,
-        deny=config.deny,
-        blockedPaths=config.blocked_paths,
-        methods=config.methods,
-        basicAuth=auth,
-    )
-
-
-def build_cors_policy(config: CorsConfig) -> CorsPolicy:
-    """
-    The policy for a C{cors} table.
-    """
-    return CorsPolicy(
-        origins=config.origins,
-        methods=config.methods,
-        headers=config.headers,
-        credentials=config.credentials,
-        maxAge=config.max_age,
-        exposeHeaders=config.expose_headers,
-    )
-
-
-def build_header_rules(config: HeaderRulesConfig) -> HeaderRules:
-    """
-    The rules for a C{headers} table.
-    """
-    return HeaderRules(
-        requestSet=config.request_set,
-        requestAdd=config.request_add,
-        requestRemove=config.request_remove,
-        responseSet=config.response_set,
-        responseAdd=config.response_add,
-        responseRemove=config.response_remove,
-    )
-
-
-def build_client_address_resolver(
-    trusted_proxies: Sequence[str], header: str = "x-forwarded-for"
-) -> ClientAddressResolver:
-    """
-    The resolver for C{trusted_proxies} (and the header they write).
-    """
-    return ClientAddressResolver(trusted_proxies, header)

@@ -17,7 +17,7 @@ from lbproxy.balance.pool import Pool
 from lbproxy.policy.clientaddr import ClientAddressResolver
 from lbproxy.config import Config, Route
 from lbproxy.policy.cors import CorsPolicy
-from lbproxy.config.edge import (
+from lbproxy.runtime.policies import (
     build_access_policy,
     build_client_address_resolver,
     build_cors_policy,
