@@ -16,7 +16,6 @@ from __future__ import annotations
 import difflib
 import os
 import ipaddress
-import json
 import math
 import re
 from collections.abc import Mapping as _MappingABC
@@ -44,6 +43,10 @@ from lbproxy.config.edge import (
     parse_rate_limit,
     parse_trusted_proxies,
 )
+from lbproxy.config.errors import ConfigError
+from lbproxy.config.errors import child_key as _child
+from lbproxy.config.errors import describe as _describe
+from lbproxy.config.errors import quote as _quote
 from lbproxy.config.tls import POOL_TLS_KEYS, TLSConfig, UpstreamTLS, parse_pool_tls, parse_tls
 
 __all__ = [
@@ -64,29 +67,6 @@ __all__ = [
 BALANCE_ALGORITHMS: Tuple[str, ...] = tuple(sorted(BALANCERS))
 
 _MAX_WEIGHT = 1000
-
-
-class ConfigError(Exception):
-    """
-    The configuration is missing, unreadable or invalid.
-
-    @ivar path: The configuration file the error is about.
-    @ivar key: The dotted key path of the offending value, as TOML would name
-        it (for example C{"pools.mango.targets[1]"}), or C{""} when the error
-        is about the whole file (unreadable file, TOML syntax error).
-    @ivar reason: What is wrong, for an operator to read.
-    """
-
-    def __init__(self, path: str, key: str, reason: str) -> None:
-        Exception.__init__(self, path, key, reason)
-        self.path = path
-        self.key = key
-        self.reason = reason
-
-    def __str__(self) -> str:
-        if self.key:
-            return f"{self.path}: {self.key}: {self.reason}"
-        return f"{self.path}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -498,45 +478,6 @@ class _NoReactor:
 
 
 _NO_REACTOR = _NoReactor()
-
-
-def _child(parent: str, name: str) -> str:
-    """
-    The key path of C{name} inside the table at C{parent}, quoting C{name}
-    the way TOML would if it is not a bare key.
-    """
-    part = name if _BARE_KEY.match(name) else json.dumps(name, ensure_ascii=False)
-    return f"{parent}.{part}" if parent else part
-
-
-def _quote(text: str, limit: int = 80) -> str:
-    """
-    C{text} in double quotes, escaped, shortened if very long.
-    """
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
-    return json.dumps(text, ensure_ascii=False)
-
-
-def _describe(value: Any) -> str:
-    """
-    Describe a TOML value's type (and the value, if short) for an error.
-    """
-    if isinstance(value, bool):
-        return "boolean " + ("true" if value else "false")
-    if isinstance(value, int):
-        return f"integer {value}"
-    if isinstance(value, float):
-        return f"float {value!r}"
-    if isinstance(value, str):
-        return f"string {_quote(value)}"
-    if isinstance(value, _MappingABC):
-        return "a table"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if hasattr(value, "isoformat"):
-        return f"date/time {value.isoformat()}"
-    return type(value).__name__
 
 
 class _Parser:
