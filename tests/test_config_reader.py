@@ -181,7 +181,8 @@ class ScalarTests(ReaderTestCase):
         self.assertEqual(read(1, "k", 1, 10), 1)
         self.assertEqual(read(10, "k", 1, 10), 10)
         self.assertEqual(read(10 ** 12, "k", 0), 10 ** 12)
-        self.assertError(read, True, "k", 0, key="k", reason="expected an integer, got boolean true")
+        self.assertError(read, True, "k", 0, key="k",
+                         reason="expected an integer, got boolean true")
         self.assertError(read, 2.0, "k", 0, key="k", reason="expected an integer, got float 2.0")
         self.assertError(read, 11, "k", 1, 10, key="k", reason="must be from 1 to 10, got 11")
         self.assertError(read, -1, "k", 0, key="k", reason="must be at least 0, got -1")

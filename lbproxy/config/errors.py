@@ -13,12 +13,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping as _MappingABC
-from typing import Any, Callable
+from typing import Any
 
-__all__ = ["ConfigError", "Fail", "child_key", "describe", "quote"]
-
-#: C{fail(key, reason)}: the exception to raise for an invalid value.
-Fail = Callable[[str, str], Exception]
+__all__ = ["ConfigError", "child_key", "describe", "quote"]
 
 #: A TOML bare key, written without quotes.
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")

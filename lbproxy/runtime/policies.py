@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from lbproxy.config.edge import AccessConfig, CorsConfig, HeaderRulesConfig, RateLimitConfig
+from lbproxy.config.access import AccessConfig
+from lbproxy.config.cors import CorsConfig
+from lbproxy.config.headers import HeaderRulesConfig
+from lbproxy.config.ratelimit import RateLimitConfig
 from lbproxy.policy.access import AccessPolicy, BasicAuth
 from lbproxy.policy.clientaddr import ClientAddressResolver
 from lbproxy.policy.cors import CorsPolicy
