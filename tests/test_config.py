@@ -16,7 +16,9 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 from twisted.trial.unittest import SynchronousTestCase
 
+from lbproxy.balance.pool import BALANCERS
 from lbproxy.config import (
+    BALANCE_ALGORITHMS,
     Config,
     ConfigError,
     DemoBackend,
@@ -573,6 +575,13 @@ class PoolTests(_Helpers):
     def test_balance(self) -> None:
         config = self.parse({"pools": {"p": {"targets": ["a:1"], "balance": "round_robin"}}})
         self.assertEqual(config.pools["p"].balance, "round_robin")
+
+    def test_balanceAlgorithms(self) -> None:
+        """
+        The configuration accepts exactly the balancers the runtime pools
+        have (it keeps its own list, not to import the balancers).
+        """
+        self.assertEqual(sorted(BALANCE_ALGORITHMS), sorted(BALANCERS))
 
     def test_missingPort(self) -> None:
         self.assertTargetError("localhost", '"localhost" has no port', "host:port")

@@ -1,5 +1,8 @@
 """
-Tests for L{lbproxy.config.edge}.
+Tests for the edge policies' configuration (L{lbproxy.config.access},
+L{lbproxy.config.ratelimit}, L{lbproxy.config.cors}, L{lbproxy.config.headers},
+L{lbproxy.config.clientaddr}) and the policies built from it
+(L{lbproxy.runtime.policies}).
 """
 
 from __future__ import annotations
@@ -16,23 +19,18 @@ from lbproxy.policy.access import AccessPolicy
 from lbproxy.policy.clientaddr import ClientAddressResolver
 from lbproxy.config import ConfigError
 from lbproxy.policy.cors import CorsPolicy
-from lbproxy.config.edge import (
-    AccessConfig,
-    BasicAuthConfig,
-    CorsConfig,
-    HeaderRulesConfig,
-    RateLimitConfig,
+from lbproxy.config.access import AccessConfig, BasicAuthConfig, parse_access
+from lbproxy.config.clientaddr import parse_forwarded_header, parse_trusted_proxies
+from lbproxy.config.cors import CorsConfig, parse_cors
+from lbproxy.config.headers import HeaderRulesConfig, parse_header_rules
+from lbproxy.config.ratelimit import RateLimitConfig, parse_rate_limit
+from lbproxy.config.reader import Reader
+from lbproxy.runtime.policies import (
     build_access_policy,
     build_client_address_resolver,
     build_cors_policy,
     build_header_rules,
     build_rate_limiter,
-    parse_access,
-    parse_cors,
-    parse_forwarded_header,
-    parse_header_rules,
-    parse_rate_limit,
-    parse_trusted_proxies,
 )
 from lbproxy.policy.headerrules import HeaderRules
 from lbproxy.policy.passwd import MIN_ITERATIONS, hash_password
@@ -65,8 +63,8 @@ rate_limit = false
 """
 
 
-def fail(key: str, reason: str) -> ConfigError:
-    return ConfigError("lbproxy.toml", key, reason)
+#: Reads the values under test, as if from a file named lbproxy.toml.
+reader = Reader("lbproxy.toml")
 
 
 class EdgeConfigTestCase(SynchronousTestCase):
@@ -76,18 +74,18 @@ class EdgeConfigTestCase(SynchronousTestCase):
 
     def assertError(
         self,
-        parse: Callable[[Any, str, Callable[[str, str], ConfigError]], object],
+        parse: Callable[[Any, str, Reader], object],
         value: Any,
         key: str,
         reason: str,
         at: str = "routes[2].x",
     ) -> ConfigError:
         """
-        C{parse(value, at, fail)} raises a L{ConfigError} for C{key} whose
+        C{parse(value, at, reader)} raises a L{ConfigError} for C{key} whose
         reason contains C{reason}.
         """
         with self.assertRaises(ConfigError) as caught:
-            parse(value, at, fail)
+            parse(value, at, reader)
         error = caught.exception
         self.assertEqual(error.key, key)
         self.assertIn(reason, error.reason)
@@ -109,10 +107,10 @@ class ExampleTests(EdgeConfigTestCase):
         The global C{[rate_limit]}, C{[access]} tables and C{trusted_proxies} parse.
         """
         self.assertEqual(
-            parse_rate_limit(self.document["rate_limit"], "rate_limit", fail),
+            parse_rate_limit(self.document["rate_limit"], "rate_limit", reader),
             RateLimitConfig(rate=10.0, burst=20),
         )
-        access = parse_access(self.document["access"], "access", fail)
+        access = parse_access(self.document["access"], "access", reader)
         self.assertEqual(
             access,
             AccessConfig(
@@ -124,7 +122,7 @@ class ExampleTests(EdgeConfigTestCase):
             ),
         )
         self.assertEqual(
-            parse_trusted_proxies(self.document["trusted_proxies"], "trusted_proxies", fail),
+            parse_trusted_proxies(self.document["trusted_proxies"], "trusted_proxies", reader),
             ("10.0.0.0/8", "2001:db8:ffff::1/128"),
         )
 
@@ -134,16 +132,16 @@ class ExampleTests(EdgeConfigTestCase):
         """
         route, off = self.document["routes"]
         self.assertEqual(
-            parse_rate_limit(route["rate_limit"], "routes[0].rate_limit", fail),
+            parse_rate_limit(route["rate_limit"], "routes[0].rate_limit", reader),
             RateLimitConfig(rate=0.5, burst=2),
         )
-        self.assertIsNone(parse_rate_limit(off["rate_limit"], "routes[1].rate_limit", fail))
+        self.assertIsNone(parse_rate_limit(off["rate_limit"], "routes[1].rate_limit", reader))
         self.assertEqual(
-            parse_access(route["access"], "routes[0].access", fail),
+            parse_access(route["access"], "routes[0].access", reader),
             AccessConfig(deny=("192.0.2.0/24",)),
         )
         self.assertEqual(
-            parse_cors(route["cors"], "routes[0].cors", fail),
+            parse_cors(route["cors"], "routes[0].cors", reader),
             CorsConfig(
                 origins=("https://app.example",),
                 methods=("GET", "POST"),
@@ -153,7 +151,7 @@ class ExampleTests(EdgeConfigTestCase):
             ),
         )
         self.assertEqual(
-            parse_header_rules(route["headers"], "routes[0].headers", fail),
+            parse_header_rules(route["headers"], "routes[0].headers", reader),
             HeaderRulesConfig(
                 request_set=(("X-Env", "prod"),),
                 request_remove=("X-Debug",),
@@ -166,11 +164,11 @@ class ExampleTests(EdgeConfigTestCase):
         Every parsed table builds its policy, which behaves as configured.
         """
         route = self.document["routes"][0]
-        limiter = build_rate_limiter(parse_rate_limit(route["rate_limit"], "r", fail))
+        limiter = build_rate_limiter(parse_rate_limit(route["rate_limit"], "r", reader))
         self.assertIsInstance(limiter, RateLimiter)
         self.assertEqual((limiter.rate, limiter.burst), (0.5, 2))
 
-        policy = build_access_policy(parse_access(self.document["access"], "access", fail))
+        policy = build_access_policy(parse_access(self.document["access"], "access", reader))
         self.assertIsInstance(policy, AccessPolicy)
         self.assertEqual(policy.check("10.1.2.3", b"GET", "/", None).status, 403)
         self.assertEqual(policy.check("10.0.0.5", b"GET", "/", None).status, 401)
@@ -178,18 +176,18 @@ class ExampleTests(EdgeConfigTestCase):
             policy.check("10.0.0.5", b"GET", "/", b"Basic YWxpY2U6d29uZGVybGFuZA==")
         )
 
-        cors = build_cors_policy(parse_cors(route["cors"], "c", fail))
+        cors = build_cors_policy(parse_cors(route["cors"], "c", reader))
         self.assertIsInstance(cors, CorsPolicy)
         self.assertEqual(cors.preflight(b"https://app.example", b"POST", b"content-type")[0], 204)
 
-        rules = build_header_rules(parse_header_rules(route["headers"], "h", fail))
+        rules = build_header_rules(parse_header_rules(route["headers"], "h", reader))
         self.assertIsInstance(rules, HeaderRules)
         self.assertEqual(
             rules.applyRequest([(b"X-Debug", b"1")], {}), [(b"X-Env", b"prod")]
         )
 
         resolver = build_client_address_resolver(
-            parse_trusted_proxies(self.document["trusted_proxies"], "t", fail)
+            parse_trusted_proxies(self.document["trusted_proxies"], "t", reader)
         )
         self.assertIsInstance(resolver, ClientAddressResolver)
         self.assertEqual(resolver.resolve("10.0.0.1", [b"192.0.2.9"], []), "192.0.2.9")
@@ -204,9 +202,9 @@ class RateLimitTests(EdgeConfigTestCase):
         """
         The burst defaults to one second's worth of requests, at least 1.
         """
-        self.assertEqual(parse_rate_limit({"rate": 2.5}, "k", fail), RateLimitConfig(2.5, 3))
-        self.assertEqual(parse_rate_limit({"rate": 0.1}, "k", fail), RateLimitConfig(0.1, 1))
-        self.assertEqual(parse_rate_limit({"rate": 5}, "k", fail), RateLimitConfig(5.0, 5))
+        self.assertEqual(parse_rate_limit({"rate": 2.5}, "k", reader), RateLimitConfig(2.5, 3))
+        self.assertEqual(parse_rate_limit({"rate": 0.1}, "k", reader), RateLimitConfig(0.1, 1))
+        self.assertEqual(parse_rate_limit({"rate": 5}, "k", reader), RateLimitConfig(5.0, 5))
 
     def test_errors(self) -> None:
         """
@@ -237,14 +235,14 @@ class AccessTests(EdgeConfigTestCase):
         """
         An empty table has no rules.
         """
-        self.assertEqual(parse_access({}, "access", fail), AccessConfig())
+        self.assertEqual(parse_access({}, "access", reader), AccessConfig())
 
     def test_networks(self) -> None:
         """
         Networks are normalized; mapped IPv4 networks become IPv4.
         """
         config = parse_access(
-            {"allow": [" 10.0.0.0/8", "::ffff:192.0.2.0/120", "2001:DB8::1"]}, "a", fail
+            {"allow": [" 10.0.0.0/8", "::ffff:192.0.2.0/120", "2001:DB8::1"]}, "a", reader
         )
         self.assertEqual(config.allow, ("10.0.0.0/8", "192.0.2.0/24", "2001:db8::1/128"))
 
@@ -273,7 +271,7 @@ class AccessTests(EdgeConfigTestCase):
         Blocked paths are normalized as request paths are.
         """
         config = parse_access(
-            {"blocked_paths": ["/admin/", "//x//y", "/%7euser", "/a%2fb", "/%e2%82%ac"]}, "a", fail
+            {"blocked_paths": ["/admin/", "//x//y", "/%7euser", "/a%2fb", "/%e2%82%ac"]}, "a", reader
         )
         self.assertEqual(
             config.blocked_paths, ("/admin", "/x/y", "/~user", "/a%2Fb", "/%E2%82%AC")
@@ -315,13 +313,13 @@ class AccessTests(EdgeConfigTestCase):
         """
         Methods beyond RFC 9110's are accepted.
         """
-        self.assertEqual(parse_access({"methods": ["PURGE"]}, "a", fail).methods, ("PURGE",))
+        self.assertEqual(parse_access({"methods": ["PURGE"]}, "a", reader).methods, ("PURGE",))
 
     def test_basicAuthDefaults(self) -> None:
         """
         The realm defaults to C{"lbproxy"}.
         """
-        config = parse_access({"basic_auth": {"users": {"alice": ALICE}}}, "a", fail)
+        config = parse_access({"basic_auth": {"users": {"alice": ALICE}}}, "a", reader)
         self.assertEqual(config.basic_auth, BasicAuthConfig("lbproxy", {"alice": ALICE}))
 
     def test_basicAuthErrors(self) -> None:
@@ -387,7 +385,7 @@ class CorsTests(EdgeConfigTestCase):
         Only the origins are required.
         """
         self.assertEqual(
-            parse_cors({"origins": ["*"]}, "c", fail),
+            parse_cors({"origins": ["*"]}, "c", reader),
             CorsConfig(
                 origins=("*",),
                 methods=("GET", "HEAD", "POST"),
@@ -414,7 +412,7 @@ class CorsTests(EdgeConfigTestCase):
                 ]
             },
             "c",
-            fail,
+            reader,
         )
         self.assertEqual(
             config.origins,
@@ -497,7 +495,7 @@ class CorsTests(EdgeConfigTestCase):
         """
         config = parse_cors(
             {"origins": ["*"], "methods": ["*"], "headers": ["*"], "expose_headers": ["*"]},
-            "c", fail,
+            "c", reader,
         )
         self.assertEqual(
             (config.methods, config.headers, config.expose_headers), (("*",), ("*",), ("*",))
@@ -507,7 +505,7 @@ class CorsTests(EdgeConfigTestCase):
         """
         Empty header lists are accepted.
         """
-        config = parse_cors({"origins": ["*"], "headers": [], "expose_headers": []}, "c", fail)
+        config = parse_cors({"origins": ["*"], "headers": [], "expose_headers": []}, "c", reader)
         self.assertEqual((config.headers, config.expose_headers), ((), ()))
 
 
@@ -530,7 +528,7 @@ class HeaderRulesConfigTests(EdgeConfigTestCase):
                 "response_remove": ["Server", "X-Powered-By"],
             },
             "routes[0].headers",
-            fail,
+            reader,
         )
         self.assertEqual(
             config,
@@ -604,7 +602,7 @@ class HeaderRulesConfigTests(EdgeConfigTestCase):
         """
         A request's Host may be set.
         """
-        config = parse_header_rules({"request_set": {"Host": "backend"}}, "h", fail)
+        config = parse_header_rules({"request_set": {"Host": "backend"}}, "h", reader)
         self.assertEqual(config.request_set, (("Host", "backend"),))
 
 
@@ -617,7 +615,7 @@ class ClientAddressConfigTests(EdgeConfigTestCase):
         """
         An empty list trusts nobody.
         """
-        self.assertEqual(parse_trusted_proxies([], "trusted_proxies", fail), ())
+        self.assertEqual(parse_trusted_proxies([], "trusted_proxies", reader), ())
 
     def test_errors(self) -> None:
         """
@@ -633,7 +631,7 @@ class ClientAddressConfigTests(EdgeConfigTestCase):
         """
         The header name is case-insensitive and one of two.
         """
-        self.assertEqual(parse_forwarded_header("Forwarded", "h", fail), "forwarded")
-        self.assertEqual(parse_forwarded_header("x-forwarded-for", "h", fail), "x-forwarded-for")
+        self.assertEqual(parse_forwarded_header("Forwarded", "h", reader), "forwarded")
+        self.assertEqual(parse_forwarded_header("x-forwarded-for", "h", reader), "x-forwarded-for")
         self.assertError(parse_forwarded_header, "x-real-ip", "h", "expected one of", "h")
         self.assertError(parse_forwarded_header, 1, "h", "expected a string", "h")

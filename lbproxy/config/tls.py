@@ -4,13 +4,11 @@ The TLS parts of the configuration: the C{[tls]} table (the HTTPS
 listener and its certificates) and a pool's upstream TLS keys (C{ca},
 C{verify}, C{client_cert}, C{client_key}, C{server_name}).
 
-Pure, like L{lbproxy.config}: strings and tables in, frozen values out.
-Nothing here reads a certificate; file names are only resolved against the
-configuration file's directory.  L{lbproxy.tls.edge.load_tls_material} reads
-them at start-up and on SIGHUP.
-
-The functions take the L{lbproxy.config._Parser} validating the document,
-so that errors read exactly like every other configuration error.
+Pure, like the rest of L{lbproxy.config}: strings and tables in, frozen
+values out.  Nothing here reads a certificate; file names are only resolved
+against the configuration file's directory
+(L{lbproxy.config.reader.Reader.file}).
+L{lbproxy.tls.edge.load_tls_material} reads them at start-up and on SIGHUP.
 """
 
 from __future__ import annotations
@@ -19,10 +17,11 @@ import ipaddress
 import os
 import re
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, TypeVar
 
-if TYPE_CHECKING:  # pragma: no cover
-    from lbproxy.config import Target, _Parser
+from lbproxy.config.errors import child_key, describe, quote
+from lbproxy.config.reader import Reader
+from lbproxy.config.syntax import hostname_problem
 
 __all__ = [
     "ALPN_PROTOCOLS",
@@ -58,6 +57,20 @@ _HSTS = re.compile(
     r"^max-age=[0-9]{1,10}(\s*;\s*(includesubdomains|preload))*\s*;?$", re.IGNORECASE
 )
 _ENDPOINT_FIELDS = re.compile(r"(?<!\\):")
+
+
+class _TargetLike(Protocol):
+    """
+    What L{parse_pool_tls} needs of a target: a
+    L{lbproxy.config.targets.Target} (a dataclass whose C{tls} is an
+    L{UpstreamTLS}; that module imports this one).
+    """
+
+    @property
+    def scheme(self) -> str: ...
+
+
+_Target = TypeVar("_Target", bound=_TargetLike)
 
 
 @dataclass(frozen=True)
@@ -111,7 +124,7 @@ class TLSConfig:
 class UpstreamTLS:
     """
     How lbproxy speaks TLS to a pool's C{https://} targets, when the pool
-    says more than the defaults (L{None} on a L{lbproxy.config.Target}
+    says more than the defaults (L{None} on a L{lbproxy.config.targets.Target}
     means: verify against the system's trust store, no client certificate,
     the target's host as server name).
 
@@ -133,28 +146,8 @@ class UpstreamTLS:
     server_name: Optional[str] = None
 
 
-def _config():
-    # lbproxy.config imports this module; import it back lazily.
-    from lbproxy import config
-
-    return config
-
-
-def _file(parser: "_Parser", value: Any, key: str) -> str:
-    """
-    A file name, relative to the configuration file's directory unless
-    absolute.
-    """
-    text = parser._nonempty_string(value, key)
-    if "\0" in text:
-        raise parser._fail(key, "file name must not contain NUL")
-    if os.path.isabs(text):
-        return text
-    return os.path.join(os.path.dirname(parser._path), text)
-
-
 def parse_tls(
-    parser: "_Parser", value: Any, used: Mapping[str, str]
+    value: Any, key: str, reader: Reader, used: Mapping[str, str]
 ) -> TLSConfig:
     """
     Validate the C{[tls]} table.
@@ -162,12 +155,10 @@ def parse_tls(
     @param used: Endpoint strings already listened on (C{server.listen},
         C{[[demo]]}), mapped to the key that names them.
     """
-    cfg = _config()
-    key = "tls"
-    table = parser._table(value, key)
-    parser._known_keys(table, key, _TLS_KEYS)
+    table = reader.table(value, key, _TLS_KEYS)
     settings: Dict[str, Any] = {}
 
+    listen_key = child_key(key, "listen")
     listen = TLSConfig.listen
     raw = table.get("listen")
     indexed = isinstance(raw, (list, tuple))
@@ -177,71 +168,54 @@ def parse_tls(
             continue
         kind = _ENDPOINT_FIELDS.split(item, 1)[0].strip().lower()
         if kind in ("ssl", "tls"):
-            raise parser._fail(
-                f"tls.listen[{index}]" if indexed else "tls.listen",
-                f"{cfg._quote(item)} is a TLS endpoint already; give a "
+            raise reader.fail(
+                f"{listen_key}[{index}]" if indexed else listen_key,
+                f"{quote(item)} is a TLS endpoint already; give a "
                 'plain one such as "tcp:8443", lbproxy adds TLS itself',
             )
     if "listen" in table:
-        listen = parser._listen(raw, "tls.listen")
+        listen = reader.listen(raw, listen_key)
     for index, description in enumerate(listen):
-        item_key = f"tls.listen[{index}]" if indexed else "tls.listen"
+        item_key = f"{listen_key}[{index}]" if indexed else listen_key
         if description in used:
-            raise parser._fail(
+            raise reader.fail(
                 item_key,
-                f"endpoint {cfg._quote(description)} is already used by {used[description]}",
+                f"endpoint {quote(description)} is already used by {used[description]}",
             )
     settings["listen"] = tuple(listen)
 
-    certificates_key = "tls.certificates"
-    entries = parser._array(
-        parser._required(table, key, "certificates"),
+    certificates_key = child_key(key, "certificates")
+    entries = reader.array(
+        reader.required(table, key, "certificates"),
         certificates_key,
         '[[tls.certificates]] tables with cert and key',
     )
     if not entries:
-        raise parser._fail(certificates_key, "at least one certificate is required")
+        raise reader.fail(certificates_key, "at least one certificate is required")
     certificates: List[CertificateFiles] = []
     for index, entry in enumerate(entries):
-        certificates.append(_certificate(parser, entry, f"{certificates_key}[{index}]"))
+        certificates.append(_certificate(entry, f"{certificates_key}[{index}]", reader))
     settings["certificates"] = tuple(certificates)
 
     if "min_version" in table:
-        version_key = "tls.min_version"
         version = table["min_version"]
         if not isinstance(version, str) or version not in TLS_VERSIONS:
-            raise parser._fail(
-                version_key,
-                f'must be "1.2" or "1.3" (a string), got {cfg._describe(version)}',
+            raise reader.fail(
+                child_key(key, "min_version"),
+                f'must be "1.2" or "1.3" (a string), got {describe(version)}',
             )
         settings["min_version"] = version
 
     if "alpn" in table:
-        alpn_key = "tls.alpn"
-        items = parser._array(table["alpn"], alpn_key, 'e.g. ["h2", "http/1.1"]')
-        alpn: List[str] = []
-        for index, item in enumerate(items):
-            item_key = f"{alpn_key}[{index}]"
-            name = parser._string(item, item_key)
-            if name not in ALPN_PROTOCOLS:
-                raise parser._fail(
-                    item_key,
-                    f"unknown protocol {cfg._quote(name)} "
-                    f"(allowed: {', '.join(ALPN_PROTOCOLS)})",
-                )
-            if name in alpn:
-                raise parser._fail(item_key, f"{cfg._quote(name)} is listed twice")
-            alpn.append(name)
-        if not alpn:
-            raise parser._fail(alpn_key, 'at least one protocol is required (e.g. ["http/1.1"])')
-        settings["alpn"] = tuple(alpn)
+        settings["alpn"] = _alpn(table["alpn"], child_key(key, "alpn"), reader)
 
     if "hsts" in table:
-        hsts = parser._nonempty_string(table["hsts"], "tls.hsts").strip()
+        hsts_key = child_key(key, "hsts")
+        hsts = reader.nonempty_string(table["hsts"], hsts_key).strip()
         if not _HSTS.match(hsts):
-            raise parser._fail(
-                "tls.hsts",
-                f"invalid Strict-Transport-Security value {cfg._quote(hsts)} "
+            raise reader.fail(
+                hsts_key,
+                f"invalid Strict-Transport-Security value {quote(hsts)} "
                 '(expected "max-age=SECONDS", optionally followed by '
                 '"; includeSubDomains" and "; preload")',
             )
@@ -249,62 +223,74 @@ def parse_tls(
 
     redirect = False
     if "redirect_http" in table:
-        redirect = parser._boolean(table["redirect_http"], "tls.redirect_http")
+        redirect = reader.boolean(table["redirect_http"], child_key(key, "redirect_http"))
     settings["redirect_http"] = redirect
+    port_key = child_key(key, "redirect_port")
     if "redirect_port" in table:
-        settings["redirect_port"] = parser._integer(
-            table["redirect_port"], "tls.redirect_port", 1, 65535
-        )
+        settings["redirect_port"] = reader.integer(table["redirect_port"], port_key, 1, 65535)
         if not redirect:
-            raise parser._fail(
-                "tls.redirect_port", "has no effect without redirect_http = true"
-            )
+            raise reader.fail(port_key, "has no effect without redirect_http = true")
     elif redirect:
         port = endpoint_port(listen[0])
         if port is None:
-            raise parser._fail(
-                "tls.redirect_port",
-                f"required with redirect_http: the port of {cfg._quote(listen[0])} "
+            raise reader.fail(
+                port_key,
+                f"required with redirect_http: the port of {quote(listen[0])} "
                 "cannot be told from the endpoint string",
             )
         settings["redirect_port"] = port
     return TLSConfig(**settings)
 
 
-def _certificate(parser: "_Parser", value: Any, key: str) -> CertificateFiles:
-    cfg = _config()
-    table = parser._table(value, key)
-    parser._known_keys(table, key, _CERTIFICATE_KEYS)
-    cert = _file(parser, parser._required(table, key, "cert"), cfg._child(key, "cert"))
-    private = _file(parser, parser._required(table, key, "key"), cfg._child(key, "key"))
+def _alpn(value: Any, key: str, reader: Reader) -> Tuple[str, ...]:
+    items = reader.array(value, key, 'e.g. ["h2", "http/1.1"]')
+    alpn: List[str] = []
+    for index, item in enumerate(items):
+        item_key = f"{key}[{index}]"
+        name = reader.string(item, item_key)
+        if name not in ALPN_PROTOCOLS:
+            raise reader.fail(
+                item_key,
+                f"unknown protocol {quote(name)} (allowed: {', '.join(ALPN_PROTOCOLS)})",
+            )
+        if name in alpn:
+            raise reader.fail(item_key, f"{quote(name)} is listed twice")
+        alpn.append(name)
+    if not alpn:
+        raise reader.fail(key, 'at least one protocol is required (e.g. ["http/1.1"])')
+    return tuple(alpn)
+
+
+def _certificate(value: Any, key: str, reader: Reader) -> CertificateFiles:
+    table = reader.table(value, key, _CERTIFICATE_KEYS)
+    cert = reader.file(reader.required(table, key, "cert"), child_key(key, "cert"))
+    private = reader.file(reader.required(table, key, "key"), child_key(key, "key"))
     if os.path.normpath(cert) == os.path.normpath(private):
-        raise parser._fail(
-            cfg._child(key, "key"),
+        raise reader.fail(
+            child_key(key, "key"),
             "must be a different file from cert (give the key in a file of its own)",
         )
     names: Tuple[str, ...] = ()
     if "self_signed" in table:
-        names_key = cfg._child(key, "self_signed")
-        items = parser._array(
+        names_key = child_key(key, "self_signed")
+        items = reader.array(
             table["self_signed"], names_key, 'e.g. ["localhost", "127.0.0.1"]'
         )
         if not items:
-            raise parser._fail(names_key, "at least one name is required")
-        checked: List[str] = []
-        for index, item in enumerate(items):
-            item_key = f"{names_key}[{index}]"
-            checked.append(_certificate_name(parser, item, item_key))
-        names = tuple(checked)
+            raise reader.fail(names_key, "at least one name is required")
+        names = tuple(
+            _certificate_name(item, f"{names_key}[{index}]", reader)
+            for index, item in enumerate(items)
+        )
     return CertificateFiles(cert=cert, key=private, self_signed=names)
 
 
-def _certificate_name(parser: "_Parser", value: Any, key: str) -> str:
+def _certificate_name(value: Any, key: str, reader: Reader) -> str:
     """
     A name for a generated certificate: a DNS name (C{"*."} allowed as the
     first label), or an IPv4 or IPv6 address.
     """
-    cfg = _config()
-    text = parser._nonempty_string(value, key).strip().lower()
+    text = reader.nonempty_string(value, key).strip().lower()
     literal = text[1:-1] if text.startswith("[") and text.endswith("]") else text
     try:
         return str(ipaddress.ip_address(literal))
@@ -312,9 +298,9 @@ def _certificate_name(parser: "_Parser", value: Any, key: str) -> str:
         pass
     name = text[:-1] if text.endswith(".") else text
     rest = name[2:] if name.startswith("*.") else name
-    problem = cfg._hostname_problem(rest) if "*" not in rest else "only a leading \"*.\" is allowed"
+    problem = hostname_problem(rest) if "*" not in rest else "only a leading \"*.\" is allowed"
     if problem:
-        raise parser._fail(key, f"invalid name {cfg._quote(text)}: {problem}")
+        raise reader.fail(key, f"invalid name {quote(text)}: {problem}")
     return name
 
 
@@ -342,68 +328,66 @@ def _digits(text: str) -> Optional[int]:
 
 
 def parse_pool_tls(
-    parser: "_Parser",
     table: Mapping[str, Any],
     key: str,
-    targets: Sequence["Target"],
-) -> Tuple["Target", ...]:
+    reader: Reader,
+    targets: Sequence[_Target],
+) -> Tuple[_Target, ...]:
     """
     Apply a pool's TLS keys to its C{https://} targets.
 
     @param table: The C{[pools.NAME]} table.
     @param key: Its key path (C{"pools.NAME"}).
+    @param targets: The pool's targets (L{lbproxy.config.targets.Target}).
     @return: C{targets}, the C{https://} ones carrying an L{UpstreamTLS}
         when the pool sets any TLS key to something but its default.
     """
-    cfg = _config()
     present = [name for name in POOL_TLS_KEYS if name in table]
     if not present:
         return tuple(targets)
     if not any(target.scheme == "https" for target in targets):
-        raise parser._fail(
-            cfg._child(key, present[0]),
+        raise reader.fail(
+            child_key(key, present[0]),
             "no target of this pool uses https:// (TLS keys apply to "
             '"https://host:port" targets only)',
         )
     settings: Dict[str, Any] = {}
     if "verify" in table:
-        settings["verify"] = parser._boolean(table["verify"], cfg._child(key, "verify"))
+        settings["verify"] = reader.boolean(table["verify"], child_key(key, "verify"))
     if "ca" in table:
-        settings["ca"] = _file(parser, table["ca"], cfg._child(key, "ca"))
+        settings["ca"] = reader.file(table["ca"], child_key(key, "ca"))
         if settings.get("verify") is False:
-            raise parser._fail(
-                cfg._child(key, "ca"),
+            raise reader.fail(
+                child_key(key, "ca"),
                 "has no effect with verify = false; remove one of them",
             )
     has_cert, has_key = "client_cert" in table, "client_key" in table
     if has_cert != has_key:
         missing = "client_key" if has_cert else "client_cert"
-        raise parser._fail(
-            cfg._child(key, missing),
+        raise reader.fail(
+            child_key(key, missing),
             "required key is missing (client_cert and client_key go together)",
         )
     if has_cert:
-        settings["client_cert"] = _file(
-            parser, table["client_cert"], cfg._child(key, "client_cert")
+        settings["client_cert"] = reader.file(
+            table["client_cert"], child_key(key, "client_cert")
         )
-        settings["client_key"] = _file(
-            parser, table["client_key"], cfg._child(key, "client_key")
-        )
+        settings["client_key"] = reader.file(table["client_key"], child_key(key, "client_key"))
     if "server_name" in table:
-        name_key = cfg._child(key, "server_name")
-        name = parser._nonempty_string(table["server_name"], name_key).strip().lower()
+        name_key = child_key(key, "server_name")
+        name = reader.nonempty_string(table["server_name"], name_key).strip().lower()
         if name.endswith("."):
             name = name[:-1]
-        problem = cfg._hostname_problem(name)
+        problem = hostname_problem(name)
         if problem is None and name.replace(".", "").isdigit():
             problem = "must be a DNS name, not an IP address"
         if problem:
-            raise parser._fail(name_key, f"invalid server name {cfg._quote(name)}: {problem}")
+            raise reader.fail(name_key, f"invalid server name {quote(name)}: {problem}")
         settings["server_name"] = name
     upstream = UpstreamTLS(**settings)
     if upstream == UpstreamTLS():
         return tuple(targets)
     return tuple(
-        replace(target, tls=upstream) if target.scheme == "https" else target
+        replace(target, tls=upstream) if target.scheme == "https" else target  # type: ignore
         for target in targets
     )

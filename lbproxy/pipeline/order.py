@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence, Tuple, Union
 
-from lbproxy.config.edge import (
+from lbproxy.runtime.policies import (
     build_access_policy,
     build_client_address_resolver,
     build_cors_policy,

@@ -41,7 +41,7 @@ from lbproxy.tls.certs import (
     load_pair,
     validity_problem,
 )
-from lbproxy.config import Config, ConfigError, _child
+from lbproxy.config import Config, ConfigError, child_key as _child
 from lbproxy.frontend.http import ProxyRequest, ProxySite
 from lbproxy.tls.redirect import RedirectResource
 from lbproxy.frontend.http2 import H2_AVAILABLE, NegotiatingChannel

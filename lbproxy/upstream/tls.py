@@ -48,7 +48,7 @@ from lbproxy.tls.certs import (
     load_pair,
     read_file,
 )
-from lbproxy.config import Config, ConfigError, Target, _child
+from lbproxy.config import Config, ConfigError, Target, child_key as _child
 from lbproxy.config.tls import UpstreamTLS
 from lbproxy.upstream.connections import default_endpoint
 
