@@ -24,16 +24,10 @@ from lbproxy.observe.accesslog import open_access_log
 from lbproxy.config import Config
 from lbproxy.demo import demoSite
 from lbproxy.app.gctuning import freeze_startup_objects
-from lbproxy.health.checker import HealthChecker, probe_client
-from lbproxy.frontend.http import ProxySite
-from lbproxy.frontend.hygiene import ClientLimits
-from lbproxy.pipeline.resource import ProxyResource
-from lbproxy.runtime.services import Services
-from lbproxy.runtime.snapshot import build_runtime
-from lbproxy.runtime.targets import TargetRegistry
+from lbproxy.app.wiring import ProxyCore
+from lbproxy.health.checker import probe_client
 from lbproxy.app.signals import SignalService
 from lbproxy.tls.edge import TLSEdge, TLSMaterial
-from lbproxy.upstream.connections import ConnectionPool
 from lbproxy.app.workers import (
     HEALTH_FD,
     HealthFeed,
@@ -81,30 +75,25 @@ class ProxyService(MultiService):
         self.config = config
         self.tls = TLSEdge(config, reactor, tls)
         self.accessLog = open_access_log(server.access_log)
-        self.connections = ConnectionPool(
-            reactor,
-            connectTimeout=server.connect_timeout,
-            maxIdle=server.max_idle_per_target,
-            idleTimeout=server.idle_timeout,
-            endpointFactory=self.tls.endpoints,
-        )
-        services = Services(reactor, self.connections, accessLog=self.accessLog)
         # Workers probe nothing: the main process does, once, and sends
         # them the states.
-        self.registry = TargetRegistry(probing=self.role != "worker")
-        runtime = build_runtime(config, self.registry, services)
-        self.health = HealthChecker(
-            self.registry, reactor, probe_client(reactor, self.tls.probePolicy())
+        self.core = core = ProxyCore(
+            config,
+            reactor,
+            self.tls.endpoints,
+            probe_client(reactor, self.tls.probePolicy()),
+            self.accessLog,
+            probing=self.role != "worker",
         )
+        self.connections = core.connections
+        self.registry = core.registry
+        self.health = core.health
         self.health.setServiceParent(self)
         if self.role == "main":
             self._superviseWorkers(config, reactor, spawn or reactor.spawnProcess)
             return
-        services.health = self.health
-        self.resource = ProxyResource(runtime, reactor)
-        self.site = ProxySite(
-            self.resource, limits=ClientLimits.fromServer(server), reactor=reactor
-        )
+        self.resource = core.resource
+        self.site = core.site
         plainSite = self.tls.plainSite(self.site, self.accessLog)
         listeners = [(description, plainSite) for description in server.listen]
         listeners += self.tls.listeners(self.site)

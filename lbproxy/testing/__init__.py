@@ -18,16 +18,9 @@ from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
+from lbproxy.app.wiring import ProxyCore
 from lbproxy.observe.accesslog import AccessLog
 from lbproxy.config import Config, parse_config
-from lbproxy.health.checker import HealthChecker
-from lbproxy.frontend.http import ProxySite
-from lbproxy.frontend.hygiene import ClientLimits
-from lbproxy.pipeline.resource import ProxyResource
-from lbproxy.runtime.services import Services
-from lbproxy.runtime.snapshot import build_runtime
-from lbproxy.runtime.targets import TargetRegistry
-from lbproxy.upstream.connections import ConnectionPool
 
 
 def _endpoint(reactor, target, timeout):
@@ -49,10 +42,11 @@ class AbortableTransport(StringTransport):
 
 class Client:
     """
-    One client connection into the proxy.
+    One client connection into the proxy's site (a
+    L{lbproxy.frontend.http.ProxySite}).
     """
 
-    def __init__(self, site: ProxySite, address: str, port: int) -> None:
+    def __init__(self, site, address: str, port: int) -> None:
         self.transport = AbortableTransport(
             hostAddress=IPv4Address("TCP", "127.0.0.1", 8080),
             peerAddress=IPv4Address("TCP", address, port),
@@ -130,27 +124,19 @@ class ProxyHarness:
         self.config = config
         self.reactor = MemoryReactorClock()
         self.log = io.StringIO()
-        server = config.server
-        self.connections = ConnectionPool(
-            self.reactor,
-            connectTimeout=server.connect_timeout,
-            maxIdle=server.max_idle_per_target,
-            idleTimeout=server.idle_timeout,
-            endpointFactory=endpointFactory or _endpoint,
+        #: The proxy's parts, wired as C{twistd lbproxy} wires them.
+        self.core = core = ProxyCore(
+            config, self.reactor, endpointFactory or _endpoint, probeClient, AccessLog(self.log)
         )
-        services = Services(self.reactor, self.connections, accessLog=AccessLog(self.log))
+        self.connections = core.connections
         #: The targets' state, shared by every runtime built on it.
-        self.registry = TargetRegistry()
+        self.registry = core.registry
         #: What runtimes are built with: C{build_runtime(config,
-        #: harness.registry, harness.services)}.
-        self.services = services
-        runtime = build_runtime(config, self.registry, services)
-        self.health = HealthChecker(self.registry, self.reactor, probeClient)
-        services.health = self.health
-        self.resource = ProxyResource(runtime, self.reactor)
-        self.site = ProxySite(
-            self.resource, limits=ClientLimits.fromServer(server), reactor=self.reactor
-        )
+        #: harness.registry, harness.services)}, or C{harness.core.build(config)}.
+        self.services = core.services
+        self.health = core.health
+        self.resource = core.resource
+        self.site = core.site
         self._handled = 0
         self.backends: List[Backend] = []
 
