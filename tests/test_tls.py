@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import io
 import os
-import signal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -467,35 +466,6 @@ class _Upstream:
 
     def reload(self, material) -> None:
         self.reloaded += 1
-
-
-class SignalServiceTests(SynchronousTestCase):
-    def test_installsAndRestores(self) -> None:
-        """
-        Running, the signal calls back through the reactor; stopped, the
-        previous handler is back.
-        """
-        handlers = {signal.SIGHUP: "previous"}
-        calls = []
-
-        def install(signum, handler):
-            previous = handlers.get(signum)
-            handlers[signum] = handler
-            return previous
-
-        class Reactor:
-            def callFromThread(self, f, *args):
-                calls.append(f)
-
-        def reload():
-            pass
-
-        service = SignalService(signal.SIGHUP, reload, Reactor(), installer=install)
-        service.startService()
-        handlers[signal.SIGHUP](signal.SIGHUP, None)
-        self.assertEqual(calls, [reload])
-        service.stopService()
-        self.assertEqual(handlers[signal.SIGHUP], "previous")
 
 
 GOOD = """

@@ -53,6 +53,7 @@ class ProxyService(MultiService):
 
     @ivar resource: the L{ProxyResource} answering every request.
     @ivar connections: the backend L{ConnectionPool}.
+    @ivar sighup: the L{SignalService} running the SIGHUP actions.
     """
 
     def __init__(
@@ -121,17 +122,27 @@ class ProxyService(MultiService):
                 )
             for description, factory in listeners:
                 self._listen(reactor, description, factory, server.proxy_protocol)
-        SignalService(signal.SIGHUP, self.reopen, reactor).setServiceParent(self)
+        # SIGHUP: independent actions, each run even if one before failed.
+        self.sighup = SignalService(signal.SIGHUP, reactor)
+        self.sighup.add("access log reopen", self.reopenAccessLog)
+        self.sighup.add("certificate reload", self.reloadCertificates)
+        self.sighup.setServiceParent(self)
 
-    def reopen(self) -> None:
+    def reopenAccessLog(self) -> None:
         """
-        SIGHUP: reopen the access log file (after log rotation) and reread
-        the certificates and keys.
+        Reopen the access log file (after log rotation moved it away).
         """
-        log.info("SIGHUP: reopening the access log and rereading certificates")
         if self.accessLog is not None:
             self.accessLog.reopen()
-        self.tls.reloader.reload()
+
+    def reloadCertificates(self) -> bool:
+        """
+        Reread the certificates, keys and CA files (the current ones stay
+        in use if that fails).
+
+        @return: Whether the new ones are in use.
+        """
+        return self.tls.reloader.reload()
 
     def _superviseWorkers(self, config: Config, reactor, spawn) -> None:
         """
@@ -159,9 +170,9 @@ class ProxyService(MultiService):
             state_line(pool.name, member.target.address, member.up)
         )
         self.supervisor.setServiceParent(self)
-        SignalService(
-            signal.SIGHUP, lambda: self.supervisor.signalWorkers("HUP"), reactor
-        ).setServiceParent(self)
+        self.sighup = SignalService(signal.SIGHUP, reactor)
+        self.sighup.add("forward to workers", lambda: self.supervisor.signalWorkers("HUP"))
+        self.sighup.setServiceParent(self)
         # The access log is the workers' to write.
         if self.accessLog is not None:
             self.accessLog.close()
