@@ -26,15 +26,9 @@ from lbproxy.app.service import ProxyService
 from lbproxy.app.signals import SignalService
 from lbproxy.tls.sni import CertificateNames, SNIMap, misdirected
 from lbproxy.app.tap import Options
-from lbproxy.tls.edge import (
-    CIPHERS,
-    CertificateReloader,
-    ServerTLS,
-    TLSProxySite,
-    _alpn_selector,
-    load_tls_material,
-    server_context,
-)
+from lbproxy.tls.contexts import CIPHERS, ServerTLS, _alpn_selector, server_context
+from lbproxy.tls.edge import TLSProxySite
+from lbproxy.tls.material import CertificateReloader, load_tls_material
 from lbproxy.testing.tls import PKI, Recorder, connectTLS, sanNames, tlsFactory
 
 DAY = datetime.timedelta(days=1)
@@ -453,7 +447,7 @@ class ReloadTests(SynchronousTestCase):
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         self.assertFalse(self.reloader.reload())
-        messages = [formatEvent(e) for e in events if e.get("log_namespace") == "lbproxy.tls.edge"]
+        messages = [formatEvent(e) for e in events if e.get("log_namespace") == "lbproxy.tls.material"]
         self.assertEqual(len(messages), 1, messages)
         self.assertIn("certificate reload failed, keeping the current certificates", messages[0])
         self.assertIn("does not belong to the certificate", messages[0])

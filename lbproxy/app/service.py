@@ -30,7 +30,8 @@ from lbproxy.frontend.hygiene import ClientLimits
 from lbproxy.pipeline.resource import ProxyResource
 from lbproxy.runtime.snapshot import Runtime
 from lbproxy.app.signals import SignalService
-from lbproxy.tls.edge import TLSEdge, TLSMaterial
+from lbproxy.tls.edge import TLSEdge
+from lbproxy.tls.material import TLSMaterial
 from lbproxy.upstream.connections import ConnectionPool
 from lbproxy.app.workers import (
     HEALTH_FD,
