@@ -26,7 +26,7 @@ from lbproxy.demo import demoSite
 from lbproxy.app.gctuning import freeze_startup_objects
 from lbproxy.health.checker import HealthChecker, probe_client
 from lbproxy.frontend.http import ProxySite
-from lbproxy.frontend.hygiene import ClientLimits
+from lbproxy.frontend.limits import ClientLimits
 from lbproxy.pipeline.resource import ProxyResource
 from lbproxy.runtime.snapshot import Runtime
 from lbproxy.app.signals import SignalService

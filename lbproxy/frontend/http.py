@@ -22,7 +22,8 @@ from twisted.web.http import HTTPChannel, datetimeToString
 from twisted.web.server import Request as _Request, Site as _Site
 from zope.interface import implementer
 
-from lbproxy.frontend.hygiene import ClientLimits, GuardedChannel
+from lbproxy.frontend.hygiene import GuardedChannel
+from lbproxy.frontend.limits import ClientLimits
 
 #: Body bytes buffered (waiting for a backend connection, or for the
 #: backend to accept them) before reading from the client pauses.

@@ -22,7 +22,7 @@ from lbproxy.observe.accesslog import AccessLog
 from lbproxy.config import Config, parse_config
 from lbproxy.health.checker import HealthChecker
 from lbproxy.frontend.http import ProxySite
-from lbproxy.frontend.hygiene import ClientLimits
+from lbproxy.frontend.limits import ClientLimits
 from lbproxy.pipeline.resource import ProxyResource
 from lbproxy.runtime.snapshot import Runtime
 from lbproxy.upstream.connections import ConnectionPool
