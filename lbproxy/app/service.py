@@ -14,10 +14,10 @@ from typing import List, Optional, Sequence
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import AdoptedStreamServerEndpoint, serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.protocols.haproxy import proxyEndpoint
-from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
+from twisted.python.failure import Failure
 from twisted.logger import Logger
 
 from lbproxy.observe.accesslog import open_access_log
@@ -187,7 +187,10 @@ class ProxyService(MultiService):
             endpoint = proxyEndpoint(endpoint)
         service = StreamServerEndpointService(endpoint, factory)
         # Fail start-up when a port cannot be bound, instead of logging
-        # the error and running without the listener.
+        # the error and running without the listener.  Private to Twisted
+        # (twisted.application.strports.service sets it, but takes no
+        # wrapped endpoint); were it renamed, a port in use would be logged
+        # and start-up would go on without it (test_tap's test_portInUse).
         service._raiseSynchronously = True
         service.description = description
         service.setServiceParent(self)
@@ -250,19 +253,21 @@ class AdoptedPort(Service):
     """
 
     def __init__(self, reactor, fd: int, description: str, factory, proxyProtocol: bool) -> None:
-        self._reactor = reactor
-        self._fd = fd
-        self._family = parse_tcp_listen(description)[0]
-        if proxyProtocol:
-            factory = HAProxyWrappingFactory(factory)
+        # The endpoint adopts the socket (reactor.adoptStreamPort) and then
+        # closes C{fd}: the port has its own duplicate of the descriptor.
+        endpoint = AdoptedStreamServerEndpoint(reactor, fd, parse_tcp_listen(description)[0])
+        self._endpoint = proxyEndpoint(endpoint) if proxyProtocol else endpoint
         self._factory = factory
         self.port = None
 
     def startService(self) -> None:
         Service.startService(self)
-        self.port = self._reactor.adoptStreamPort(self._fd, self._family, self._factory)
-        # The port has its own duplicate of the descriptor.
-        os.close(self._fd)
+        # Adopting a socket is synchronous: the Deferred has fired already.
+        result: list = []
+        self._endpoint.listen(self._factory).addBoth(result.append)
+        if isinstance(result[0], Failure):
+            result[0].raiseException()
+        self.port = result[0]
 
     def stopService(self):
         Service.stopService(self)

@@ -10,6 +10,8 @@ where a body ends.
 
 from __future__ import annotations
 
+# Private to Twisted, but what HTTPChannel expects a body decoder to raise:
+# _MalformedChunkedDataError answers 400, _DataLoss marks a short body.
 from twisted.web.http import _DataLoss, _MalformedChunkedDataError
 
 from lbproxy.wire.http1 import MAX_CHUNK_SIZE_DIGITS

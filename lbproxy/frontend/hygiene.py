@@ -72,6 +72,21 @@ class GuardedChannel(HTTPChannel):
         connection, or L{None}.
     """
 
+    # Twisted's private names used here, on purpose: HTTPChannel has no
+    # public hooks for what hygiene needs, so these follow its internals and
+    # a Twisted release may rename them (tests/test_hygiene.py then fails):
+    #   - _HTTPChannel__first_line (1 before a request line, 0 in headers):
+    #     which limit a long line breaks (414 or 431), and the quick path;
+    #   - _buffer (LineReceiver's partial line): bare-LF detection, and
+    #     whether a request has started when the header timer fires;
+    #   - _handlingRequest, _command, _path, _version: the quick path fills
+    #     what HTTPChannel.lineReceived would have;
+    #   - _maybeChooseTransferDecoder, _failChooseTransferDecoder,
+    #     _transferDecoder, _finishRequestBody: the strict chunked decoder
+    #     replaces Twisted's and Transfer-Encoding: identity is refused;
+    #   - _respondToBadRequestAndDisconnect: Twisted's 400s become lbproxy's
+    #     rejections (complete response, then the rest ignored);
+    #   - Request._disconnected: a request already gone is not told twice.
     limits = ClientLimits()
     rejected: Optional[int] = None
     _discarding = False
@@ -173,15 +188,18 @@ class GuardedChannel(HTTPChannel):
         # not go on: tell it now, not when the close completes, so nothing
         # more reaches the backend.
         for request in list(self.requests):
+            # (Request._disconnected: Twisted's, set once connectionLost ran.)
             if getattr(request, "_early", False) and not request._disconnected:
                 # Logged with the status the client got, not as gone (499).
                 request.rejected = code
                 request.connectionLost(Failure(ConnectionLost("request rejected")))
 
     def _respondToBadRequestAndDisconnect(self) -> None:
+        # Twisted's private hook for every 400 it finds while parsing.
         self._reject(400, b"Bad Request")
 
     def lineLengthExceeded(self, line: bytes) -> None:
+        # HTTPChannel's private (name-mangled) "waiting for a request line".
         if self._HTTPChannel__first_line:
             self._reject(414, b"URI Too Long")
         else:
@@ -198,6 +216,8 @@ class GuardedChannel(HTTPChannel):
             self._arm("header", self.limits.header_timeout)
         elif phase == "body":
             self._timer.reset(self.limits.body_timeout)
+        # Twisted internals (see the class): no partial line buffered, a
+        # request line expected, no request in progress.
         while (
             self.line_mode
             and not self._buffer
@@ -273,6 +293,8 @@ class GuardedChannel(HTTPChannel):
             pairs.append((name, value))
         request = self.requestFactory(self, len(self.requests))
         self.requests.append(request)
+        # The state HTTPChannel.lineReceived leaves after a request line
+        # (Twisted's private names), for allHeadersReceived and what follows.
         self._HTTPChannel__first_line = 0
         self._command, self._path, self._version = method, target, version
         add = request.requestHeaders.addRawHeader
@@ -319,6 +341,10 @@ class GuardedChannel(HTTPChannel):
         HTTPChannel.lineReceived(self, line)
 
     def _maybeChooseTransferDecoder(self, header: bytes, data: bytes) -> bool:
+        # Twisted's private hook choosing the body decoder, and its
+        # _failChooseTransferDecoder (Twisted 24.10 and later); without
+        # them, identity and over-long chunk sizes would pass
+        # (tests.test_hygiene.MalformedTests).
         if header == b"Transfer-Encoding" and data.lower() != b"chunked":
             # Only "chunked" is accepted; Twisted ignores "identity".
             return self._failChooseTransferDecoder()

@@ -112,6 +112,11 @@ class _ServerTLSFactory(TLSMemoryBIOFactory):
     the C{h2} package is installed, whatever C{tls.alpn} says, and a failed
     handshake when the client offers nothing in common. Twisted 26.10 no
     longer has this hook.
+
+    C{_applyProtocolNegotiation} is private to Twisted and overridden
+    here for want of a public way to keep a context's own ALPN callback;
+    if Twisted renamed it while still calling it, C{tls.alpn} would be
+    ignored (tests.test_tls_proxy's ALPN tests).
     """
 
     def _applyProtocolNegotiation(self, connection) -> None:
