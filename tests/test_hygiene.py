@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy.frontend.hygiene import StrictChunkedDecoder
+from lbproxy.frontend.chunked import StrictChunkedDecoder
 from lbproxy.testing import ProxyHarness
 
 CONFIG = {

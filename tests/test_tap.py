@@ -186,3 +186,63 @@ class ListenErrorTests(SynchronousTestCase):
             service.privilegedStartService()
         self.assertEqual(caught.exception.code, 1)
         self.assertIn("lbproxy: cannot listen on 127.0.0.1:8081: Address already in use", err.getvalue())
+
+
+class AdoptedPortTests(SynchronousTestCase):
+    """
+    In a worker, L{AdoptedPort} serves on a listening socket inherited from
+    the main process, through Twisted's public endpoints.
+    """
+
+    def adopt(self, proxyProtocol: bool):
+        import os
+        import socket
+
+        from lbproxy.app.service import AdoptedPort
+
+        sock = socket.socket(socket.AF_INET6)
+        self.addCleanup(sock.close)
+        fd = os.dup(sock.fileno())
+        reactor = MemoryReactorClock()
+        factory = object()
+        port = AdoptedPort(reactor, fd, r"tcp6:8080:interface=\:\:1", factory, proxyProtocol)
+        port.startService()
+        self.addCleanup(port.stopService)
+        self.assertRaises(OSError, os.fstat, fd)  # closed: the port has its own
+        ((fileno, family, adopted),) = [entry[:3] for entry in reactor.adoptedPorts]
+        self.assertEqual((fileno, family), (fd, socket.AF_INET6))
+        self.assertIsNotNone(port.port)
+        return factory, adopted
+
+    def test_plain(self) -> None:
+        factory, adopted = self.adopt(False)
+        self.assertIs(adopted, factory)
+
+    def test_proxyProtocol(self) -> None:
+        """
+        With C{proxy_protocol}, the site is wrapped in Twisted's PROXY
+        protocol factory.
+        """
+        factory, adopted = self.adopt(True)
+        self.assertEqual(type(adopted).__name__, "HAProxyWrappingFactory")
+        self.assertIs(adopted.wrappedFactory, factory)
+
+    def test_failure(self) -> None:
+        """
+        A socket that cannot be adopted fails C{startService} with the
+        reactor's error.
+        """
+        from lbproxy.app.service import AdoptedPort
+
+        class Refusing(MemoryReactorClock):
+            def adoptStreamPort(self, fileDescriptor, addressFamily, factory):
+                raise ValueError("not a listening socket")
+
+        import os
+
+        read, write = os.pipe()
+        self.addCleanup(os.close, write)
+        self.addCleanup(os.close, read)
+        port = AdoptedPort(Refusing(), read, "tcp:8080", object(), False)
+        self.assertRaises(ValueError, port.startService)
+        self.assertIsNone(port.port)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import io
 import os
-import signal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -27,15 +26,9 @@ from lbproxy.app.service import ProxyService
 from lbproxy.app.signals import SignalService
 from lbproxy.tls.sni import CertificateNames, SNIMap, misdirected
 from lbproxy.app.tap import Options
-from lbproxy.tls.edge import (
-    CIPHERS,
-    CertificateReloader,
-    ServerTLS,
-    TLSProxySite,
-    _alpn_selector,
-    load_tls_material,
-    server_context,
-)
+from lbproxy.tls.contexts import CIPHERS, ServerTLS, _alpn_selector, server_context
+from lbproxy.tls.edge import TLSProxySite
+from lbproxy.tls.material import CertificateReloader, load_tls_material
 from lbproxy.testing.tls import PKI, Recorder, connectTLS, sanNames, tlsFactory
 
 DAY = datetime.timedelta(days=1)
@@ -454,7 +447,7 @@ class ReloadTests(SynchronousTestCase):
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         self.assertFalse(self.reloader.reload())
-        messages = [formatEvent(e) for e in events if e.get("log_namespace") == "lbproxy.tls.edge"]
+        messages = [formatEvent(e) for e in events if e.get("log_namespace") == "lbproxy.tls.material"]
         self.assertEqual(len(messages), 1, messages)
         self.assertIn("certificate reload failed, keeping the current certificates", messages[0])
         self.assertIn("does not belong to the certificate", messages[0])
@@ -467,35 +460,6 @@ class _Upstream:
 
     def reload(self, material) -> None:
         self.reloaded += 1
-
-
-class SignalServiceTests(SynchronousTestCase):
-    def test_installsAndRestores(self) -> None:
-        """
-        Running, the signal calls back through the reactor; stopped, the
-        previous handler is back.
-        """
-        handlers = {signal.SIGHUP: "previous"}
-        calls = []
-
-        def install(signum, handler):
-            previous = handlers.get(signum)
-            handlers[signum] = handler
-            return previous
-
-        class Reactor:
-            def callFromThread(self, f, *args):
-                calls.append(f)
-
-        def reload():
-            pass
-
-        service = SignalService(signal.SIGHUP, reload, Reactor(), installer=install)
-        service.startService()
-        handlers[signal.SIGHUP](signal.SIGHUP, None)
-        self.assertEqual(calls, [reload])
-        service.stopService()
-        self.assertEqual(handlers[signal.SIGHUP], "previous")
 
 
 GOOD = """

@@ -14,7 +14,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from lbproxy.frontend import http
 from lbproxy.config import parse_config
 from lbproxy.testing import Client, ProxyHarness
-from lbproxy.tls.edge import TLSEdge, load_tls_material
+from lbproxy.tls.edge import TLSEdge
+from lbproxy.tls.material import load_tls_material
 from lbproxy.testing.tls import PKI, H2Client, Recorder, connectTLS, sanNames, tlsFactory
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"

@@ -14,7 +14,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from lbproxy.tls.certs import load_pair
 from lbproxy.config import parse_config
 from lbproxy.testing import ProxyHarness
-from lbproxy.tls.edge import ServerTLS, ServerCertificates, load_tls_material, server_context
+from lbproxy.tls.contexts import ServerCertificates, ServerTLS, server_context
+from lbproxy.tls.material import load_tls_material
 from lbproxy.testing.tls import PKI, Recorder, connectTLS, tlsFactory
 from lbproxy.upstream.tls import UpstreamEndpoints
 

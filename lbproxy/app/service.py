@@ -14,10 +14,10 @@ from typing import List, Optional, Sequence
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import AdoptedStreamServerEndpoint, serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.protocols.haproxy import proxyEndpoint
-from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
+from twisted.python.failure import Failure
 from twisted.logger import Logger
 
 from lbproxy.observe.accesslog import open_access_log
@@ -27,7 +27,8 @@ from lbproxy.app.gctuning import freeze_startup_objects
 from lbproxy.app.wiring import ProxyCore
 from lbproxy.health.checker import probe_client
 from lbproxy.app.signals import SignalService
-from lbproxy.tls.edge import TLSEdge, TLSMaterial
+from lbproxy.tls.edge import TLSEdge
+from lbproxy.tls.material import TLSMaterial
 from lbproxy.app.workers import (
     HEALTH_FD,
     HealthFeed,
@@ -49,6 +50,7 @@ class ProxyService(MultiService):
 
     @ivar resource: the L{ProxyResource} answering every request.
     @ivar connections: the backend L{ConnectionPool}.
+    @ivar sighup: the L{SignalService} running the SIGHUP actions.
     """
 
     def __init__(
@@ -109,17 +111,27 @@ class ProxyService(MultiService):
                 )
             for description, factory in listeners:
                 self._listen(reactor, description, factory, server.proxy_protocol)
-        SignalService(signal.SIGHUP, self.reopen, reactor).setServiceParent(self)
+        # SIGHUP: independent actions, each run even if one before failed.
+        self.sighup = SignalService(signal.SIGHUP, reactor)
+        self.sighup.add("access log reopen", self.reopenAccessLog)
+        self.sighup.add("certificate reload", self.reloadCertificates)
+        self.sighup.setServiceParent(self)
 
-    def reopen(self) -> None:
+    def reopenAccessLog(self) -> None:
         """
-        SIGHUP: reopen the access log file (after log rotation) and reread
-        the certificates and keys.
+        Reopen the access log file (after log rotation moved it away).
         """
-        log.info("SIGHUP: reopening the access log and rereading certificates")
         if self.accessLog is not None:
             self.accessLog.reopen()
-        self.tls.reloader.reload()
+
+    def reloadCertificates(self) -> bool:
+        """
+        Reread the certificates, keys and CA files (the current ones stay
+        in use if that fails).
+
+        @return: Whether the new ones are in use.
+        """
+        return self.tls.reloader.reload()
 
     def _superviseWorkers(self, config: Config, reactor, spawn) -> None:
         """
@@ -147,9 +159,9 @@ class ProxyService(MultiService):
             state_line(entry.ident, entry.up)
         )
         self.supervisor.setServiceParent(self)
-        SignalService(
-            signal.SIGHUP, lambda: self.supervisor.signalWorkers("HUP"), reactor
-        ).setServiceParent(self)
+        self.sighup = SignalService(signal.SIGHUP, reactor)
+        self.sighup.add("forward to workers", lambda: self.supervisor.signalWorkers("HUP"))
+        self.sighup.setServiceParent(self)
         # The access log is the workers' to write.
         if self.accessLog is not None:
             self.accessLog.close()
@@ -163,7 +175,10 @@ class ProxyService(MultiService):
             endpoint = proxyEndpoint(endpoint)
         service = StreamServerEndpointService(endpoint, factory)
         # Fail start-up when a port cannot be bound, instead of logging
-        # the error and running without the listener.
+        # the error and running without the listener.  Private to Twisted
+        # (twisted.application.strports.service sets it, but takes no
+        # wrapped endpoint); were it renamed, a port in use would be logged
+        # and start-up would go on without it (test_tap's test_portInUse).
         service._raiseSynchronously = True
         service.description = description
         service.setServiceParent(self)
@@ -226,19 +241,21 @@ class AdoptedPort(Service):
     """
 
     def __init__(self, reactor, fd: int, description: str, factory, proxyProtocol: bool) -> None:
-        self._reactor = reactor
-        self._fd = fd
-        self._family = parse_tcp_listen(description)[0]
-        if proxyProtocol:
-            factory = HAProxyWrappingFactory(factory)
+        # The endpoint adopts the socket (reactor.adoptStreamPort) and then
+        # closes C{fd}: the port has its own duplicate of the descriptor.
+        endpoint = AdoptedStreamServerEndpoint(reactor, fd, parse_tcp_listen(description)[0])
+        self._endpoint = proxyEndpoint(endpoint) if proxyProtocol else endpoint
         self._factory = factory
         self.port = None
 
     def startService(self) -> None:
         Service.startService(self)
-        self.port = self._reactor.adoptStreamPort(self._fd, self._family, self._factory)
-        # The port has its own duplicate of the descriptor.
-        os.close(self._fd)
+        # Adopting a socket is synchronous: the Deferred has fired already.
+        result: list = []
+        self._endpoint.listen(self._factory).addBoth(result.append)
+        if isinstance(result[0], Failure):
+            result[0].raiseException()
+        self.port = result[0]
 
     def stopService(self):
         Service.stopService(self)

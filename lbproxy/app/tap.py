@@ -62,7 +62,7 @@ class Options(usage.Options):
         """
         import datetime
 
-        from lbproxy.tls.edge import load_tls_material
+        from lbproxy.tls.material import load_tls_material
 
         material = load_tls_material(
             config, datetime.datetime.now(datetime.timezone.utc), generate=not self["check"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lbproxy.config import Config
 from lbproxy.frontend.http import ProxySite
-from lbproxy.frontend.hygiene import ClientLimits
+from lbproxy.frontend.limits import ClientLimits
 from lbproxy.health.checker import HealthChecker
 from lbproxy.pipeline.resource import ProxyResource
 from lbproxy.runtime.services import Services

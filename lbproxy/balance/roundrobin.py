@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Collection, Optional
 
 from zope.interface import implementer
 
-from lbproxy.balance.strategy import IStrategy
+from lbproxy.balance.strategy import IStrategy, PoolView
 
 if TYPE_CHECKING:
     from lbproxy.balance.members import Member
-    from lbproxy.balance.pool import Pool
 
 __all__ = ["RoundRobin"]
 
@@ -34,7 +33,7 @@ class RoundRobin:
     weights are the members' C{current}.
     """
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: PoolView) -> None:
         self._members = pool.members
         self._limit = pool.maxInflight
 

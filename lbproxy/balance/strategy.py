@@ -14,14 +14,27 @@ L{lbproxy.balance.context}.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from zope.interface import Interface
 
-if TYPE_CHECKING:
-    from lbproxy.balance.pool import Pool
+__all__ = ["IStrategy", "PoolView", "StrategyFactory"]
 
-__all__ = ["IStrategy", "StrategyFactory"]
+
+class PoolView(Protocol):
+    """
+    What a strategy reads of its L{lbproxy.balance.pool.Pool}, once, when
+    it is made.
+    """
+
+    @property
+    def members(self) -> Sequence[Any]: ...
+
+    @property
+    def maxInflight(self) -> int: ...
+
+    @property
+    def options(self) -> Mapping[str, Any]: ...
 
 
 class IStrategy(Interface):
@@ -55,4 +68,4 @@ class IStrategy(Interface):
 
 #: What L{lbproxy.balance.strategies.STRATEGIES} maps a balance name to:
 #: called once with the pool, it returns the pool's L{IStrategy}.
-StrategyFactory = Callable[["Pool"], IStrategy]
+StrategyFactory = Callable[[PoolView], IStrategy]

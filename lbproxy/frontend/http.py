@@ -22,7 +22,8 @@ from twisted.web.http import HTTPChannel, datetimeToString
 from twisted.web.server import Request as _Request, Site as _Site
 from zope.interface import implementer
 
-from lbproxy.frontend.hygiene import ClientLimits, GuardedChannel
+from lbproxy.frontend.hygiene import GuardedChannel
+from lbproxy.frontend.limits import ClientLimits
 
 #: Body bytes buffered (waiting for a backend connection, or for the
 #: backend to accept them) before reading from the client pauses.
@@ -271,6 +272,8 @@ class ProxyRequest(server.Request):
             self.channel.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def _handleStar(self) -> None:
+        # (Named like Twisted's Request._handleStar, which it replaces along
+        # with Request.process; only _begin calls it.)
         # Asterisk-form is for OPTIONS only (RFC 9112 3.2.4): answered here,
         # never forwarded; any other method with "*" is malformed.
         if self.method != b"OPTIONS":
@@ -335,6 +338,8 @@ class ProxyChannel(GuardedChannel):
             # A body follows: process now and stream it. (Without a body,
             # the request is complete already and takes the usual path.)
             request = self.requests[-1]
+            # The request line HTTPChannel keeps (private names) until the
+            # whole request arrived; lbproxy starts at the end of the head.
             request.headersReceived(self._command, self._path, self._version)
 
     def allContentReceived(self) -> None:
@@ -369,6 +374,11 @@ class ProxyChannel(GuardedChannel):
         else:
             self.transport.abortConnection()
 
+    # _networkProducer (the transport, as HTTPChannel's private producer) and
+    # _waitingForTransport (HTTPChannel paused itself for a slow client):
+    # Twisted's own, used to stop reading the body without taking over the
+    # channel's producer; if renamed, streaming uploads lose backpressure
+    # (tests.test_proxy.BodyTests).
     def pauseBody(self) -> None:
         if not self._bodyPaused:
             self._bodyPaused = True
@@ -385,9 +395,10 @@ class ProxyChannel(GuardedChannel):
                 self._networkProducer.resumeProducing()
 
     def _send100Continue(self) -> None:
-        # Not yet: only once the request has passed every check (see
-        # ProxyRequest.sendContinue), so that a refused client is not
-        # invited to send its body first.
+        # Overrides HTTPChannel's private hook (called on Expect:
+        # 100-continue). Not yet: only once the request has passed every
+        # check (see ProxyRequest.sendContinue), so that a refused client is
+        # not invited to send its body first.
         if self.requests:
             self.requests[-1].expectContinue = True
 

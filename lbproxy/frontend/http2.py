@@ -40,6 +40,10 @@ from lbproxy.frontend.http import ProxyChannel
 try:
     import h2.errors
     import h2.exceptions
+
+    # Private module: Twisted's HTTP/2 server has no public import path
+    # (twisted.web.server reaches it through _genericHTTPChannelProtocol).
+    # Without it, HTTPS listeners would offer HTTP/1.1 only.
     from twisted.web._http2 import H2Connection
 except ImportError:  # pragma: no cover - h2 is an install requirement
     H2_AVAILABLE = False
@@ -136,6 +140,12 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
         inbound.request = self._siteRequestFactory(stream, queued=queued)
         return inbound.request
 
+    # H2Connection's private event handlers (_requestReceived,
+    # _requestDataReceived, _requestEnded, _requestDone), its
+    # _stillProducing flag and _tryToWriteControlData are extended here:
+    # Twisted offers no public hook per stream event.  If one changed,
+    # streaming request bodies, flow control after an early response, or
+    # resets would break (tests.test_tls_proxy's HTTP/2 tests).
     def _requestReceived(self, event) -> None:
         H2Connection._requestReceived(self, event)
         stream = self.streams.get(event.stream_id)

@@ -13,7 +13,7 @@ through or handles too leniently:
     that never comes): 400;
   - C{Transfer-Encoding: identity} (Twisted ignores it): 400;
   - chunk sizes with more than 16 hex digits (Twisted accepts them):
-    400, through L{StrictChunkedDecoder};
+    400, through L{lbproxy.frontend.chunked.StrictChunkedDecoder};
   - a request line over C{max_request_line}: 414; a head over
     C{max_header_size} bytes or C{max_headers} lines: 431;
   - timeouts a drip-feeding client cannot reset: the whole head within
@@ -21,6 +21,8 @@ through or handles too leniently:
     (408), the whole request within C{request_timeout} (408), and an idle
     keep-alive connection closed after C{keepalive_timeout};
   - at most C{max_connections} client connections: beyond, 503 and close.
+
+The limits are a L{lbproxy.frontend.limits.ClientLimits}.
 
 Every rejection answers with a complete response and C{Connection: close},
 closes the connection, and ignores anything the client sends after it.
@@ -34,149 +36,22 @@ line-by-line parser above, where every rejection is made.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Optional
 
 from twisted.internet.error import ConnectionLost
 from twisted.python.failure import Failure
-from twisted.web.http import HTTPChannel, _DataLoss, _MalformedChunkedDataError
+from twisted.web.http import HTTPChannel
 
-from lbproxy.wire.http1 import MAX_CHUNK_SIZE_DIGITS, header_name_lower, is_token
+from lbproxy.frontend.chunked import StrictChunkedDecoder
+from lbproxy.frontend.limits import ClientLimits
 from lbproxy.frontend.writebatch import batch_writes
-
-_HEX = frozenset(b"0123456789abcdefABCDEF")
-#: Characters allowed in a chunk extension (token, "=", quoted-string
-#: contents, separators and whitespace); no control characters.
-_EXT_FORBIDDEN = frozenset(range(0, 32)) - {9} | {127}
-#: The longest trailer section accepted (it is read and dropped).
-MAX_TRAILERS = 16 * 1024
+from lbproxy.wire.http1 import header_name_lower, is_token
 
 # For the one-pass parse of common request heads (GuardedChannel._quickHead).
 _VISIBLE = re.compile(rb"[\x21-\x7e]+\Z")
 #: Heads with these take the line-by-line path: they frame a body or ask
 #: for 100 Continue.
 _SLOW_PATH_HEADERS = frozenset([b"content-length", b"transfer-encoding", b"expect"])
-
-
-@dataclass(frozen=True)
-class ClientLimits:
-    """
-    Limits on what one client connection may send, and how slowly.
-    Defaults are close to nginx's (see docs/security.md).
-    """
-
-    max_request_line: int = 8 * 1024
-    max_header_size: int = 32 * 1024
-    max_headers: int = 100
-    header_timeout: float = 10.0
-    body_timeout: float = 60.0
-    keepalive_timeout: float = 75.0
-    request_timeout: float = 3600.0
-    max_connections: int = 10000
-
-    @classmethod
-    def fromServer(cls, server) -> "ClientLimits":
-        """
-        The limits of a L{lbproxy.config.ServerConfig}.
-        """
-        return cls(
-            max_request_line=server.max_request_line,
-            max_header_size=server.max_header_size,
-            max_headers=server.max_headers,
-            header_timeout=server.client_header_timeout,
-            body_timeout=server.client_body_timeout,
-            keepalive_timeout=server.keepalive_timeout,
-            request_timeout=server.client_request_timeout,
-            max_connections=server.max_connections,
-        )
-
-
-class StrictChunkedDecoder:
-    """
-    A chunked body decoder for requests that refuses what is ambiguous:
-    sizes that are not 1 to 16 hex digits, extensions with control
-    characters, chunk data not followed by CRLF, oversized lines. Trailers
-    are read and dropped (never taken as framing or routing headers).
-
-    Same interface as Twisted's private C{_ChunkedTransferDecoder}:
-    C{dataReceived} raising C{http._MalformedChunkedDataError}, and
-    C{noMoreData}.
-    """
-
-    _SIZE, _DATA, _CRLF, _TRAILERS, _DONE = range(5)
-
-    def __init__(self, dataCallback, finishCallback) -> None:
-        self._dataCallback = dataCallback
-        self._finishCallback = finishCallback
-        self._state = self._SIZE
-        self._buffer = b""
-        self._remaining = 0
-        self._trailerBytes = 0
-
-    def dataReceived(self, data: bytes) -> None:
-        data = self._buffer + data
-        self._buffer = b""
-        while data:
-            state = self._state
-            if state == self._DATA:
-                if len(data) <= self._remaining:
-                    self._remaining -= len(data)
-                    self._dataCallback(data)
-                    if not self._remaining:
-                        self._state = self._CRLF
-                    return
-                piece, data = data[: self._remaining], data[self._remaining :]
-                self._remaining = 0
-                self._state = self._CRLF
-                self._dataCallback(piece)
-            elif state == self._DONE:
-                raise RuntimeError("chunked body already complete")
-            else:
-                end = data.find(b"\r\n")
-                if end < 0:
-                    if len(data) > 4096 or b"\n" in data:
-                        raise _MalformedChunkedDataError("chunk framing line invalid")
-                    self._buffer = data
-                    return
-                line, data = data[:end], data[end + 2 :]
-                if self._line(line):
-                    self._state = self._DONE
-                    self._finishCallback(data)
-                    return
-
-    def _line(self, line: bytes) -> bool:
-        """
-        One CRLF-terminated framing line; returns whether the body ended.
-        """
-        if b"\n" in line or b"\r" in line:
-            raise _MalformedChunkedDataError("bare CR or LF in chunk framing")
-        state = self._state
-        if state == self._CRLF:
-            if line:
-                raise _MalformedChunkedDataError("chunk data not followed by CRLF")
-            self._state = self._SIZE
-            return False
-        if state == self._SIZE:
-            size, _, extension = line.partition(b";")
-            size = size.rstrip(b" \t")
-            if not size or len(size) > MAX_CHUNK_SIZE_DIGITS or not _HEX.issuperset(size):
-                raise _MalformedChunkedDataError("invalid chunk size")
-            if _EXT_FORBIDDEN.intersection(extension):
-                raise _MalformedChunkedDataError("control character in chunk extension")
-            self._remaining = int(size, 16)
-            self._state = self._DATA if self._remaining else self._TRAILERS
-            return False
-        # Trailers: read and dropped.
-        if not line:
-            return True
-        self._trailerBytes += len(line) + 2
-        if self._trailerBytes > MAX_TRAILERS or line[:1] in (b" ", b"\t"):
-            raise _MalformedChunkedDataError("invalid trailers")
-        return False
-
-    def noMoreData(self) -> None:
-        if self._state != self._DONE:
-            raise _DataLoss()
 
 
 def _response(code: int, phrase: bytes, extra: bytes = b"") -> bytes:
@@ -197,6 +72,21 @@ class GuardedChannel(HTTPChannel):
         connection, or L{None}.
     """
 
+    # Twisted's private names used here, on purpose: HTTPChannel has no
+    # public hooks for what hygiene needs, so these follow its internals and
+    # a Twisted release may rename them (tests/test_hygiene.py then fails):
+    #   - _HTTPChannel__first_line (1 before a request line, 0 in headers):
+    #     which limit a long line breaks (414 or 431), and the quick path;
+    #   - _buffer (LineReceiver's partial line): bare-LF detection, and
+    #     whether a request has started when the header timer fires;
+    #   - _handlingRequest, _command, _path, _version: the quick path fills
+    #     what HTTPChannel.lineReceived would have;
+    #   - _maybeChooseTransferDecoder, _failChooseTransferDecoder,
+    #     _transferDecoder, _finishRequestBody: the strict chunked decoder
+    #     replaces Twisted's and Transfer-Encoding: identity is refused;
+    #   - _respondToBadRequestAndDisconnect: Twisted's 400s become lbproxy's
+    #     rejections (complete response, then the rest ignored);
+    #   - Request._disconnected: a request already gone is not told twice.
     limits = ClientLimits()
     rejected: Optional[int] = None
     _discarding = False
@@ -298,15 +188,18 @@ class GuardedChannel(HTTPChannel):
         # not go on: tell it now, not when the close completes, so nothing
         # more reaches the backend.
         for request in list(self.requests):
+            # (Request._disconnected: Twisted's, set once connectionLost ran.)
             if getattr(request, "_early", False) and not request._disconnected:
                 # Logged with the status the client got, not as gone (499).
                 request.rejected = code
                 request.connectionLost(Failure(ConnectionLost("request rejected")))
 
     def _respondToBadRequestAndDisconnect(self) -> None:
+        # Twisted's private hook for every 400 it finds while parsing.
         self._reject(400, b"Bad Request")
 
     def lineLengthExceeded(self, line: bytes) -> None:
+        # HTTPChannel's private (name-mangled) "waiting for a request line".
         if self._HTTPChannel__first_line:
             self._reject(414, b"URI Too Long")
         else:
@@ -323,6 +216,8 @@ class GuardedChannel(HTTPChannel):
             self._arm("header", self.limits.header_timeout)
         elif phase == "body":
             self._timer.reset(self.limits.body_timeout)
+        # Twisted internals (see the class): no partial line buffered, a
+        # request line expected, no request in progress.
         while (
             self.line_mode
             and not self._buffer
@@ -398,6 +293,8 @@ class GuardedChannel(HTTPChannel):
             pairs.append((name, value))
         request = self.requestFactory(self, len(self.requests))
         self.requests.append(request)
+        # The state HTTPChannel.lineReceived leaves after a request line
+        # (Twisted's private names), for allHeadersReceived and what follows.
         self._HTTPChannel__first_line = 0
         self._command, self._path, self._version = method, target, version
         add = request.requestHeaders.addRawHeader
@@ -444,6 +341,10 @@ class GuardedChannel(HTTPChannel):
         HTTPChannel.lineReceived(self, line)
 
     def _maybeChooseTransferDecoder(self, header: bytes, data: bytes) -> bool:
+        # Twisted's private hook choosing the body decoder, and its
+        # _failChooseTransferDecoder (Twisted 24.10 and later); without
+        # them, identity and over-long chunk sizes would pass
+        # (tests.test_hygiene.MalformedTests).
         if header == b"Transfer-Encoding" and data.lower() != b"chunked":
             # Only "chunked" is accepted; Twisted ignores "identity".
             return self._failChooseTransferDecoder()

@@ -94,6 +94,11 @@ class BatchedWrites:
                 if data:
                     batch.append(data)
                 return
+            # _writeDisconnecting and _tempDataLen are FileDescriptor's
+            # private state (a half-close pending, bytes of writes not yet
+            # joined into dataBuffer); no public attribute says "nothing
+            # queued".  Were they renamed, batching would stop with an
+            # AttributeError on every write (tests.test_writebatch).
             if (
                 data
                 and self.connected

@@ -3,9 +3,9 @@
 Which certificate answers which server name, and which request hosts a
 certificate covers.
 
-Pure: names in, answers out; no OpenSSL, no I/O.  L{lbproxy.tls.edge} builds
-one L{SNIMap} of OpenSSL contexts per certificate generation and asks it
-during every handshake.
+Pure: names in, answers out; no OpenSSL, no I/O.  L{lbproxy.tls.contexts}
+builds one L{SNIMap} of OpenSSL contexts per certificate generation and
+asks it during every handshake.
 
 Certificate names follow RFC 6125: a DNS name matches case-insensitively
 and without a trailing dot; a wildcard C{*.example.com} stands for exactly

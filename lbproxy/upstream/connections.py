@@ -28,6 +28,7 @@ from zope.interface import implementer
 
 from lbproxy.config import Target
 from lbproxy.frontend.writebatch import batch_writes
+from lbproxy.tls.failures import tls_failure
 from lbproxy.wire.http1 import LAST_CHUNK, ProtocolError, ResponseParser, chunk
 
 log = Logger()
@@ -162,8 +163,6 @@ class UpstreamConnection(Protocol):
             try:
                 self._parser.eof()
             except ProtocolError as e:
-                from lbproxy.upstream.tls import tls_failure
-
                 # A failed TLS handshake says why (certificate not trusted,
                 # another name) rather than just "closed".
                 self._fail(tls_failure(reason) or Failure(e))

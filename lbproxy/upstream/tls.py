@@ -25,7 +25,6 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from cryptography import x509
 from OpenSSL import SSL, crypto
-from service_identity import VerificationError
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
 from twisted.internet.ssl import (
     Certificate,
@@ -37,7 +36,6 @@ from twisted.internet.ssl import (
     trustRootFromCertificates,
 )
 from twisted.protocols.tls import TLSMemoryBIOFactory
-from twisted.python.failure import Failure
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
@@ -48,8 +46,9 @@ from lbproxy.tls.certs import (
     load_pair,
     read_file,
 )
-from lbproxy.config import Config, ConfigError, Target, child_key as _child
+from lbproxy.config import Config, ConfigError, Target, child_key
 from lbproxy.config.tls import UpstreamTLS
+from lbproxy.tls.failures import ssl_reason
 from lbproxy.upstream.connections import default_endpoint
 
 __all__ = [
@@ -89,7 +88,7 @@ def load_upstream_material(config: Config) -> Dict[Optional[UpstreamTLS], Upstre
     """
     material: Dict[Optional[UpstreamTLS], UpstreamMaterial] = {None: UpstreamMaterial()}
     for name, pool in config.pools.items():
-        key = _child("pools", name)
+        key = child_key("pools", name)
         for target in pool.targets:
             settings = target.tls
             if target.scheme != "https" or settings in material:
@@ -108,41 +107,9 @@ def load_upstream_material(config: Config) -> Dict[Optional[UpstreamTLS], Upstre
                         raise CertificateError(field, e.reason) from None
                     _check_client_certificate(client)
             except CertificateError as e:
-                raise ConfigError(config.path, _child(key, e.field), e.reason) from None
+                raise ConfigError(config.path, child_key(key, e.field), e.reason) from None
             material[settings] = UpstreamMaterial(trust, client)
     return material
-
-
-class TLSHandshakeError(Exception):
-    """
-    The TLS handshake with a backend failed: its certificate was not
-    verified, or it refused ours.
-    """
-
-
-def _mismatched(error) -> str:
-    identity = getattr(error, "mismatched_id", None)
-    name = getattr(identity, "hostname", None) or getattr(identity, "ip", None)
-    if isinstance(name, bytes):
-        name = name.decode("ascii", "replace")
-    return str(name if name is not None else error)
-
-
-def tls_failure(reason: Optional[Failure]) -> Optional[Failure]:
-    """
-    If a backend connection was lost because its TLS handshake failed, a
-    L{TLSHandshakeError} saying why, for logs; else L{None}.
-    """
-    if reason is None:
-        return None
-    if reason.check(VerificationError):
-        names = ", ".join(_mismatched(e) for e in getattr(reason.value, "errors", ()))
-        return Failure(TLSHandshakeError(
-            f"TLS: the backend's certificate does not name {names or 'the target'}"
-        ))
-    if reason.check(SSL.Error):
-        return Failure(TLSHandshakeError(f"TLS handshake failed: {ssl_reason(reason.value)}"))
-    return None
 
 
 def _check_client_certificate(client: LoadedCertificate) -> None:
@@ -158,15 +125,6 @@ def _check_client_certificate(client: LoadedCertificate) -> None:
         raise CertificateError(
             "client_cert", f"OpenSSL refuses {client.certPath}: {ssl_reason(e)}"
         ) from None
-
-
-def ssl_reason(error: SSL.Error) -> str:
-    """
-    OpenSSL's reasons in an C{SSL.Error}, for an operator to read.
-    """
-    entries = error.args[0] if error.args and isinstance(error.args[0], list) else []
-    parts = [entry[2] for entry in entries if isinstance(entry, tuple) and len(entry) == 3]
-    return ", ".join(parts) or str(error)
 
 
 def _use_certificate(context: SSL.Context, loaded: LoadedCertificate) -> None:

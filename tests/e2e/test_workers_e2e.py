@@ -144,7 +144,7 @@ targets = ["127.0.0.1:{backend}"]
         workers = self.workerPids()
         os.kill(self.proxy.pid, signal.SIGHUP)
         self.waitFor(
-            lambda: self.proxy.output(tail=None).count("SIGHUP: reopening") >= 2,
+            lambda: self.proxy.output(tail=None).count("SIGHUP: running access log reopen") >= 2,
             "SIGHUP in both workers",
         )
         self.assertTrue(all(self.alive(pid) for pid in workers), self.diag())
