@@ -18,7 +18,6 @@ from twisted.internet.endpoints import AdoptedStreamServerEndpoint, serverFromSt
 from twisted.internet.error import CannotListenError
 from twisted.protocols.haproxy import proxyEndpoint
 from twisted.python.failure import Failure
-from twisted.logger import Logger
 
 from lbproxy.observe.accesslog import open_access_log
 from lbproxy.config import Config
@@ -39,9 +38,6 @@ from lbproxy.app.workers import (
     state_line,
     worker_argv,
 )
-
-
-log = Logger()
 
 
 class ProxyService(MultiService):

@@ -48,10 +48,14 @@ def probe_client(reactor, tlsPolicy=None):
         default (the system's trust store).
     """
     from treq.client import HTTPClient
+    # Twisted private names: _HTTP11ClientFactory and the pool's _factory
+    # attribute are the only way to make the agent's per-connection factory
+    # quiet (not two "Starting/Stopping factory" log lines per probe). A
+    # Twisted release that renames them makes start-up fail here, which
+    # every end-to-end test would show.
     from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
 
     class QuietFactory(_HTTP11ClientFactory):
-        # Not two "Starting/Stopping factory" log lines per probe.
         noisy = False
 
     pool = HTTPConnectionPool(reactor, persistent=False)
