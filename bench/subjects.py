@@ -275,10 +275,14 @@ class Lineup:
                 names.append(name)
         return names
 
-    def _baseline(self, index: int) -> List[Tuple[str, Callable[[], Running]]]:
+    def _baseline(
+        self, index: int, accessLog: bool = False
+    ) -> List[Tuple[str, Callable[[], Running]]]:
         """
         The starter of lbproxy from the baseline tree under the
-        interpreter C{self.interpreters[index]}, if there is a baseline.
+        interpreter C{self.interpreters[index]}, if there is a baseline;
+        with C{accessLog}, the baseline of C{lbproxy-log}
+        (C{lbproxy-log@LABEL}).
         """
         root = self.settings.baseline_root
         if not root:
@@ -287,11 +291,14 @@ class Lineup:
         tag = python["tag"] if index else ""
         name, label = baseline_subject(self.settings.baseline_label, tag)
         new = f"lbproxy@{tag}" if index else "lbproxy"
+        if accessLog:
+            name = label = "lbproxy-log@" + self.settings.baseline_label
+            new = "lbproxy-log"
         # Without the baseline's own probe (a caller that gave none), its
         # facts are the interpreter's; start_lbproxy still checks the tree.
         facts = self.baselines[index] if self.baselines else python
         start = functools.partial(
-            self.start_lbproxy, facts, name, label, root=root, baseline_for=new
+            self.start_lbproxy, facts, name, label, accessLog, root=root, baseline_for=new
         )
         return [(name, start)]
 
@@ -315,6 +322,7 @@ class Lineup:
             label = "lbproxy + access log"
             start = functools.partial(self.start_lbproxy, main, "lbproxy-log", label, True)
             starters.append(("lbproxy-log", start))
+            starters += self._baseline(0, accessLog=True)
         for index, python in enumerate(extra, 1):
             name = f"lbproxy@{python['tag']}"
             label = f"lbproxy ({python['tag']})"

@@ -766,7 +766,8 @@ class BaselineSubjectTests(SynchronousTestCase):
     def test_subjects(self) -> None:
         """
         The baseline runs under every interpreter, each right after the
-        new tree's lbproxy under the same interpreter.
+        new tree's lbproxy under the same interpreter, and with the access
+        log on right after lbproxy-log.
         """
         self.assertEqual(
             self.lineup(workers=[2]).names(),
@@ -778,6 +779,7 @@ class BaselineSubjectTests(SynchronousTestCase):
                 "lbproxy",
                 "lbproxy@base",
                 "lbproxy-log",
+                "lbproxy-log@base",
                 "lbproxy@pypy3.9",
                 "lbproxy@base@pypy3.9",
                 "lbproxy-w2",
