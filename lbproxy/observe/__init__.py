@@ -1,0 +1,3 @@
+"""
+What lbproxy tells its operator: the access log (later metrics).
+"""

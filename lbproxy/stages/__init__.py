@@ -1,0 +1,4 @@
+"""
+One module per stage of the request pipeline (see
+L{lbproxy.pipeline.order} for the order).
+"""

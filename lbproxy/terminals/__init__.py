@@ -1,0 +1,3 @@
+"""
+The ends of chains: routing, not found, forwarding to a pool.
+"""

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_upstream -*-
+# -*- test-case-name: tests.test_proxy -*-
 """
 Keep-alive HTTP/1.1 connections to backend targets.
 
