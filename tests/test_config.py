@@ -273,6 +273,9 @@ class DefaultsTests(_Helpers):
         self.assertIsNone(config.server.default_pool)
         self.assertEqual(config.server.max_idle_per_target, 64)
         self.assertEqual(config.server.idle_timeout, 60.0)
+        # No body limit unless one is set: bodies are streamed, the limit
+        # protects backends, and no other load balancer has one by default.
+        self.assertEqual(config.server.max_body_size, 0)
         self.assertEqual(config.routes, ())
         self.assertEqual(config.demo, ())
         self.assertEqual(

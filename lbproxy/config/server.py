@@ -79,7 +79,8 @@ class ServerConfig:
     @ivar max_idle_per_target: Idle keep-alive connections kept per target.
     @ivar idle_timeout: Seconds an idle backend connection is kept.
     @ivar max_body_size: Largest request body in bytes (413 beyond); 0 is
-        no limit.
+        no limit, the default: bodies are streamed, so a limit protects
+        the backends, not lbproxy's memory.
     @ivar max_request_line: Longest request line (414 beyond).
     @ivar max_header_size: Most bytes of header lines (431 beyond).
     @ivar max_headers: Most header lines (431 beyond).
@@ -114,7 +115,7 @@ class ServerConfig:
     default_pool: Optional[str] = None
     max_idle_per_target: int = 64
     idle_timeout: float = 60.0
-    max_body_size: int = 1024 * 1024
+    max_body_size: int = 0
     max_request_line: int = 8 * 1024
     max_header_size: int = 32 * 1024
     max_headers: int = 100
