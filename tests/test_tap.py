@@ -143,6 +143,73 @@ class ServiceTests(SynchronousTestCase):
         self.successResultOf(service.stopService())
 
 
+class BacklogTests(SynchronousTestCase):
+    """
+    Every listener the single process opens gets C{server.listen_backlog}
+    (511 unless set), not Twisted's default of 50, unless its endpoint
+    string sets its own.
+    """
+
+    def listened(self, text: str):
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(text)
+        options = Options()
+        options.parseOptions(["--config", path])
+        reactor = MemoryReactorClock()
+        service = ProxyService(options["loaded"], reactor)
+        service.privilegedStartService()
+        service.startService()
+        self.addCleanup(service.stopService)
+        return service, reactor
+
+    def test_default(self):
+        """
+        Proxy listeners and demo backends listen with a backlog of 511.
+        """
+        _, reactor = self.listened(GOOD)
+        self.assertEqual(
+            sorted((port, backlog) for port, _, backlog, _ in reactor.tcpServers),
+            [(8081, 511), (18080, 511), (18443, 511)],
+        )
+
+    def test_configured(self):
+        """
+        C{listen_backlog} applies to every listener, PROXY protocol ones
+        too; a C{backlog=} in an endpoint string wins.
+        """
+        service, reactor = self.listened(
+            GOOD.replace(
+                'access_log = false',
+                'access_log = false\nlisten_backlog = 4096\nproxy_protocol = true',
+            ).replace('"tcp:18443"', '"tcp:18443:backlog=7"')
+        )
+        self.assertEqual(
+            sorted((port, backlog) for port, _, backlog, _ in reactor.tcpServers),
+            [(8081, 4096), (18080, 4096), (18443, 7)],
+        )
+        descriptions = sorted(
+            s.description for s in service if isinstance(s, StreamServerEndpointService)
+        )
+        self.assertEqual(
+            descriptions,
+            ["tcp:18080:interface=127.0.0.1", "tcp:18443:backlog=7",
+             "tcp:8081:interface=127.0.0.1"],
+        )
+
+    def test_unix(self):
+        """
+        A UNIX socket listener gets the backlog too.
+        """
+        socketPath = self.mktemp()
+        _, reactor = self.listened(
+            GOOD.replace('["tcp:18080:interface=127.0.0.1", "tcp:18443"]',
+                         '"unix:%s"' % (socketPath,))
+        )
+        [(address, _, backlog, _, _)] = reactor.unixServers
+        self.assertEqual((address, backlog), (socketPath, 511))
+
+
 class DemoSiteTests(SynchronousTestCase):
     def test_demoSite(self):
         """

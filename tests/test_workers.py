@@ -19,6 +19,7 @@ from lbproxy.runtime.targets import TargetRegistry
 from lbproxy.app.workers import (
     FIRST_LISTEN_FD,
     HEALTH_FD,
+    bind_listeners,
     READY_FD,
     HealthFeed,
     WorkerSupervisor,
@@ -233,12 +234,61 @@ class ParsingTests(SynchronousTestCase):
     def test_tcp(self):
         self.assertEqual(
             parse_tcp_listen("tcp:8080:interface=127.0.0.1"),
-            (socket.AF_INET, "127.0.0.1", 8080, 50),
+            (socket.AF_INET, "127.0.0.1", 8080, None),
         )
         self.assertEqual(parse_tcp_listen("tcp:port=80")[1:3], ("0.0.0.0", 80))
         self.assertEqual(parse_tcp_listen("tcp:80:interface=\\:\\:1")[0], socket.AF_INET6)
         self.assertRaises(ValueError, parse_tcp_listen, "unix:/tmp/s")
 
+    def test_backlog(self):
+        """
+        The backlog of a C{tcp:} string, or L{None} when it sets none.
+        """
+        self.assertEqual(parse_tcp_listen("tcp:80:backlog=7")[3], 7)
+        self.assertIsNone(parse_tcp_listen("tcp:80")[3])
+
     def test_count(self):
         self.assertEqual(worker_count(3), 3)
         self.assertGreaterEqual(worker_count("auto"), 1)
+
+
+class _RecordingSocket(socket.socket):
+    """
+    A real socket that remembers the backlog it listened with.
+    """
+
+    backlogs: list = []
+
+    def listen(self, backlog):
+        _RecordingSocket.backlogs.append(backlog)
+        socket.socket.listen(self, backlog)
+
+
+class BindBacklogTests(SynchronousTestCase):
+    """
+    The sockets the main process binds for its workers listen with
+    C{server.listen_backlog} unless the endpoint string sets one.
+    """
+
+    def bound(self, description, count, **kwargs):
+        _RecordingSocket.backlogs = []
+        sockets = bind_listeners(description, count, socketFactory=_RecordingSocket, **kwargs)
+        for sock in sockets:
+            self.addCleanup(sock.close)
+        return _RecordingSocket.backlogs
+
+    def test_default(self):
+        self.assertEqual(set(self.bound("tcp:0:interface=127.0.0.1", 2)), {511})
+
+    def test_configured(self):
+        self.assertEqual(
+            self.bound("tcp:0:interface=127.0.0.1", 1, backlog=4096), [4096]
+        )
+
+    def test_described(self):
+        """
+        A C{backlog=} in the endpoint string wins, small or large.
+        """
+        self.assertEqual(
+            self.bound("tcp:0:interface=127.0.0.1:backlog=7", 1, backlog=4096), [7]
+        )

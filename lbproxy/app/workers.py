@@ -46,6 +46,8 @@ from twisted.internet import defer
 from twisted.internet.protocol import ProcessProtocol, Protocol
 from twisted.logger import Logger
 
+from lbproxy.app.listening import DEFAULT_BACKLOG, split_endpoint
+
 log = Logger()
 
 #: The worker's file descriptor on which health states arrive.
@@ -72,14 +74,17 @@ def worker_count(setting) -> int:
     return int(setting)
 
 
-def parse_tcp_listen(description: str) -> Tuple[socket.AddressFamily, str, int, int]:
+def parse_tcp_listen(
+    description: str,
+) -> Tuple[socket.AddressFamily, str, int, Optional[int]]:
     """
     The address of a C{tcp:PORT[:interface=ADDR][:backlog=N]} endpoint
-    string (the form workers can share).
+    string (the form workers can share), and its backlog (L{None} if it
+    sets none).
 
     @raise ValueError: for any other endpoint type.
     """
-    parts = _split_endpoint(description)
+    parts = split_endpoint(description)
     if parts[0] not in ("tcp", "tcp6"):
         raise ValueError("only tcp: endpoints can be shared by workers")
     options = {}
@@ -95,33 +100,16 @@ def parse_tcp_listen(description: str) -> Tuple[socket.AddressFamily, str, int, 
     port = int(options.get("port", positional[0] if positional else 0))
     interface = options.get("interface", "::" if parts[0] == "tcp6" else "0.0.0.0")
     family = socket.AF_INET6 if ":" in interface else socket.AF_INET
-    backlog = int(options.get("backlog", 50))
+    backlog = int(options["backlog"]) if "backlog" in options else None
     return family, interface, port, backlog
 
 
-def _split_endpoint(description: str) -> List[str]:
-    """
-    Split an endpoint string on its colons; a backslash escapes the next
-    character (C{interface=\\:\\:1}).
-    """
-    parts, current, escaped = [], [], False
-    for char in description:
-        if escaped:
-            current.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == ":":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return parts
-
-
 def bind_listener(
-    description: str, reusePort: bool = False, port: Optional[int] = None
+    description: str,
+    reusePort: bool = False,
+    port: Optional[int] = None,
+    backlog: int = DEFAULT_BACKLOG,
+    socketFactory: Callable[..., socket.socket] = socket.socket,
 ) -> socket.socket:
     """
     Bind and listen on a C{tcp:} endpoint's address, inheritable by child
@@ -130,17 +118,22 @@ def bind_listener(
     @param reusePort: set C{SO_REUSEPORT}, so that more sockets can be
         bound to the same address (see L{bind_listeners}).
     @param port: bind this port instead of the description's.
+    @param backlog: the listen backlog (C{server.listen_backlog}) unless
+        the description sets one.
+    @param socketFactory: C{socket.socket}.
     """
-    family, interface, described, backlog = parse_tcp_listen(description)
+    family, interface, described, describedBacklog = parse_tcp_listen(description)
     if port is None:
         port = described
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    if describedBacklog is not None:
+        backlog = describedBacklog
+    sock = socketFactory(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reusePort:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((interface, port))
-        sock.listen(max(backlog, 511))
+        sock.listen(backlog)
     except BaseException:
         sock.close()
         raise
@@ -157,7 +150,12 @@ def can_reuse_port() -> bool:
     return hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
 
 
-def bind_listeners(description: str, count: int) -> List[socket.socket]:
+def bind_listeners(
+    description: str,
+    count: int,
+    backlog: int = DEFAULT_BACKLOG,
+    socketFactory: Callable[..., socket.socket] = socket.socket,
+) -> List[socket.socket]:
     """
     The listening sockets for C{count} workers on one address: one each,
     sharing the port with C{SO_REUSEPORT}, where the kernel balances over
@@ -167,18 +165,24 @@ def bind_listeners(description: str, count: int) -> List[socket.socket]:
     C{SO_REUSEPORT}: the address is first bound once without it, so a
     second lbproxy (or anything else) on the same port is an error, not a
     silent share of the traffic.
+
+    @param backlog: each socket's listen backlog, unless the description
+        sets one (see L{bind_listener}).
     """
+    def bind(**kwargs) -> socket.socket:
+        return bind_listener(description, backlog=backlog, socketFactory=socketFactory, **kwargs)
+
     if count <= 1 or not can_reuse_port():
-        return [bind_listener(description)]
+        return [bind()]
     if parse_tcp_listen(description)[2] != 0:
-        bind_listener(description).close()
+        bind().close()
     sockets: List[socket.socket] = []
     try:
-        sockets.append(bind_listener(description, reusePort=True))
+        sockets.append(bind(reusePort=True))
         # Port 0: the others join the port the kernel chose for the first.
         port = sockets[0].getsockname()[1]
         for _ in range(count - 1):
-            sockets.append(bind_listener(description, reusePort=True, port=port))
+            sockets.append(bind(reusePort=True, port=port))
     except BaseException:
         for sock in sockets:
             sock.close()
