@@ -210,6 +210,71 @@ class BacklogTests(SynchronousTestCase):
         self.assertEqual((address, backlog), (socketPath, 511))
 
 
+class EndWithParentTests(SynchronousTestCase):
+    """
+    A worker started with C{--parent-pid} ends with its main process.
+    """
+
+    def options(self, *extra):
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(GOOD)
+        options = Options()
+        options.parseOptions(["--config", path, *extra])
+        return options
+
+    def test_watched(self):
+        from lbproxy.app.tap import _endWithParent
+
+        watched = []
+        options = self.options("--parent-pid", "4242", "--worker-index", "0")
+        _endWithParent(options, watch=lambda pid: watched.append(pid) or True)
+        self.assertEqual(watched, [4242])
+
+    def test_parentGone(self):
+        """
+        The main process died before the worker could ask to end with it:
+        the worker exits at once.
+        """
+        import sys
+
+        from lbproxy.app.tap import _endWithParent
+
+        options = self.options("--parent-pid", "4242", "--worker-index", "0")
+        self.patch(sys, "stderr", io.StringIO())
+        with self.assertRaises(SystemExit) as caught:
+            _endWithParent(options, watch=lambda pid: False)
+        self.assertEqual(caught.exception.code, 1)
+        self.assertIn("the main process is gone", sys.stderr.getvalue())
+
+    def test_notAWorker(self):
+        from lbproxy.app.tap import _endWithParent
+
+        _endWithParent(self.options(), watch=lambda pid: self.fail("watched"))
+
+    def test_workerStopsWhenPipeEnds(self):
+        """
+        In a worker, the end of the health pipe while running stops the
+        reactor; its closing at shutdown does not.
+        """
+        from twisted.internet.error import ConnectionDone
+        from twisted.python.failure import Failure
+
+        from lbproxy.app.service import HealthFeedService
+
+        reactor = MemoryReactorClock()
+        service = ProxyService(self.options()["loaded"], reactor, listenFDs=[])
+        [feedService] = [s for s in service if isinstance(s, HealthFeedService)]
+        feed = feedService._feed
+        feedService.running = True
+        feed.connectionLost(Failure(ConnectionDone()))
+        self.assertTrue(reactor.hasStopped)
+        reactor.hasStopped = False
+        feedService.running = False
+        feed.connectionLost(Failure(ConnectionDone()))
+        self.assertFalse(reactor.hasStopped)
+
+
 class DemoSiteTests(SynchronousTestCase):
     def test_demoSite(self):
         """

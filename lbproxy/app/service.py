@@ -24,6 +24,7 @@ from lbproxy.config import Config
 from lbproxy.demo import demoSite
 from lbproxy.app.gctuning import freeze_startup_objects
 from lbproxy.app.listening import DEFAULT_BACKLOG, server_endpoint
+from lbproxy.app.parent import stop_reactor
 from lbproxy.app.wiring import ProxyCore
 from lbproxy.health.checker import probe_client
 from lbproxy.app.signals import SignalService
@@ -100,7 +101,9 @@ class ProxyService(MultiService):
             for fd, (description, factory) in zip(listenFDs, listeners):
                 AdoptedPort(reactor, fd, description, factory, server.proxy_protocol
                             ).setServiceParent(self)
-            HealthFeedService(reactor, HealthFeed(self.registry)).setServiceParent(self)
+            # The end of the health pipe: the main process is gone.
+            feed = HealthFeed(self.registry, parentGone=lambda: stop_reactor(reactor))
+            HealthFeedService(reactor, feed).setServiceParent(self)
         else:
             for backend in config.demo:
                 self._listen(
@@ -270,12 +273,18 @@ class AdoptedPort(Service):
 class HealthFeedService(Service):
     """
     In a worker: read the main process's health states from L{HEALTH_FD}.
+
+    The pipe's end while the service runs means the main process is gone:
+    the feed's C{parentGone} is called then, not when the reactor closes
+    the pipe at shutdown.
     """
 
     def __init__(self, reactor, feed) -> None:
         self._reactor = reactor
         self._feed = feed
         self._reader = None
+        self._parentGone = feed.parentGone
+        feed.parentGone = self._ended
 
     def startService(self) -> None:
         Service.startService(self)
@@ -285,6 +294,10 @@ class HealthFeedService(Service):
             self._feed, stdin=HEALTH_FD, stdout=os.open(os.devnull, os.O_WRONLY),
             reactor=self._reactor,
         )
+
+    def _ended(self) -> None:
+        if self.running:
+            self._parentGone()
 
 
 def listen_error(error: CannotListenError) -> str:

@@ -31,6 +31,8 @@ and runs N worker processes that inherit them, supervising them.
     L{lbproxy.runtime.targets}). A line for an unknown target, or one that
     does not parse, is ignored.
   - Demo backends run in the main process only.
+  - Workers end with the main process (L{lbproxy.app.parent}): it passes
+    its pid (C{--parent-pid}), and the end of the health pipe stops them.
 """
 
 from __future__ import annotations
@@ -262,6 +264,7 @@ class WorkerSupervisor(Service):
         spawn: Callable[..., object],
         env: Optional[Dict[str, str]] = None,
         snapshot: Callable[[], List[bytes]] = lambda: [],
+        getpid: Callable[[], int] = os.getpid,
     ) -> None:
         """
         @param count: how many workers.
@@ -273,6 +276,8 @@ class WorkerSupervisor(Service):
         @param spawn: C{reactor.spawnProcess}.
         @param snapshot: the current health state as lines, sent to a new
             worker before any change.
+        @param getpid: C{os.getpid}: the workers are told this process's
+            pid (C{--parent-pid}), to end with it.
         """
         self.count = count
         self._argv = list(argv)
@@ -282,6 +287,7 @@ class WorkerSupervisor(Service):
         self._spawn = spawn
         self._env = dict(os.environ if env is None else env)
         self._snapshot = snapshot
+        self._getpid = getpid
         self.workers: Dict[int, _Worker] = {}
         self._backoff: Dict[int, float] = {}
         self._pending: Dict[int, object] = {}
@@ -303,7 +309,10 @@ class WorkerSupervisor(Service):
         childFDs = {1: 1, 2: 2, HEALTH_FD: "w", READY_FD: "r"}
         for i, group in enumerate(self._listeners):
             childFDs[FIRST_LISTEN_FD + i] = group[index % len(group)].fileno()
-        args = self._argv + ["--listen-fds", fds, "--worker-index", str(index)]
+        args = self._argv + [
+            "--parent-pid", str(self._getpid()),
+            "--listen-fds", fds, "--worker-index", str(index),
+        ]
         worker.started = self._clock.seconds()
         self.workers[index] = worker
         self._spawn(worker, args[0], args, env=self._env, childFDs=childFDs)
@@ -404,11 +413,14 @@ class HealthFeed(Protocol):
 
     _buffer = b""
 
-    def __init__(self, registry) -> None:
+    def __init__(self, registry, parentGone: Callable[[], object] = lambda: None) -> None:
         """
         @param registry: the worker's L{lbproxy.runtime.targets.TargetRegistry}.
+        @param parentGone: called when the pipe ends: the main process is
+            gone (see L{lbproxy.app.parent}).
         """
         self._registry = registry
+        self.parentGone = parentGone
 
     def dataReceived(self, data: bytes) -> None:
         lines = (self._buffer + data).split(b"\n")
@@ -428,8 +440,9 @@ class HealthFeed(Protocol):
             entry.up = health.available if health is not None else up
 
     def connectionLost(self, reason=None) -> None:
-        # The main process is gone: nothing more will come.
-        pass
+        # The main process is gone: nothing more will come, and nobody
+        # supervises this worker any more.
+        self.parentGone()
 
 
 def worker_argv(configPath: str) -> List[str]:
