@@ -273,6 +273,9 @@ class DefaultsTests(_Helpers):
         self.assertIsNone(config.server.default_pool)
         self.assertEqual(config.server.max_idle_per_target, 64)
         self.assertEqual(config.server.idle_timeout, 60.0)
+        # No body limit unless one is set: bodies are streamed, the limit
+        # protects backends, and no other load balancer has one by default.
+        self.assertEqual(config.server.max_body_size, 0)
         self.assertEqual(config.routes, ())
         self.assertEqual(config.demo, ())
         self.assertEqual(
@@ -382,6 +385,27 @@ class ServerTests(_Helpers):
         )
         self.assertServerError(
             "server.connect_timeout", "finite", connect_timeout=math.nan
+        )
+
+    def test_listenBacklog(self) -> None:
+        """
+        C{listen_backlog}: 511 unless set, an integer from 1 to 65535.
+        """
+        self.assertEqual(self.server().listen_backlog, 511)
+        self.assertEqual(self.server(listen_backlog=4096).listen_backlog, 4096)
+        self.assertEqual(self.server(listen_backlog=1).listen_backlog, 1)
+        self.assertServerError(
+            "server.listen_backlog", "must be from 1 to 65535, got 0", listen_backlog=0
+        )
+        self.assertServerError(
+            "server.listen_backlog", "must be from 1 to 65535, got 65536",
+            listen_backlog=65536,
+        )
+        self.assertServerError(
+            "server.listen_backlog", "expected an integer, got string", listen_backlog="511"
+        )
+        self.assertServerError(
+            "server.listen_backlog", "expected an integer", listen_backlog=True
         )
 
     def test_maxIdleNegative(self) -> None:

@@ -51,12 +51,32 @@ class ChainBuildTests(SynchronousTestCase):
     """
 
     def test_routeWithoutFeaturesHasNoStagesForThem(self):
+        """
+        A route that sets no body limit, under a server that sets none (no
+        limit by default), has no body_limit stage.
+        """
         chain = runtime().match("h", "/plain").chain
         self.assertEqual(
             chain.names(),
-            ("rate_limit", "scan_headers", "body_limit", "request_id", "forwarded"),
+            ("rate_limit", "scan_headers", "request_id", "forwarded"),
         )
         self.assertEqual(chain.terminal.name, "forward")
+
+    def test_serverBodyLimit(self):
+        """
+        A server-wide max_body_size puts a body_limit stage into every route
+        that does not set its own; a route's 0 takes it out again.
+        """
+        config = dict(CONFIG, server={"max_body_size": "1m"})
+        config["routes"] = CONFIG["routes"] + [
+            {"path": "/upload", "pool": "web", "max_body_size": 0}
+        ]
+        built = runtime(config)
+        self.assertEqual(
+            built.match("h", "/plain").chain.names(),
+            ("rate_limit", "scan_headers", "body_limit", "request_id", "forwarded"),
+        )
+        self.assertNotIn("body_limit", built.match("h", "/upload").chain.names())
 
     def test_routeWithFeatures(self):
         chain = runtime().match("h", "/api/x").chain
@@ -74,7 +94,7 @@ class ChainBuildTests(SynchronousTestCase):
         by default).
         """
         config = {
-            "server": {"max_body_size": 0, "request_id_header": False},
+            "server": {"request_id_header": False},
             "pools": {"web": {"targets": ["10.1.0.1:80"]}},
             "routes": [{"pool": "web"}],
         }

@@ -143,6 +143,138 @@ class ServiceTests(SynchronousTestCase):
         self.successResultOf(service.stopService())
 
 
+class BacklogTests(SynchronousTestCase):
+    """
+    Every listener the single process opens gets C{server.listen_backlog}
+    (511 unless set), not Twisted's default of 50, unless its endpoint
+    string sets its own.
+    """
+
+    def listened(self, text: str):
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(text)
+        options = Options()
+        options.parseOptions(["--config", path])
+        reactor = MemoryReactorClock()
+        service = ProxyService(options["loaded"], reactor)
+        service.privilegedStartService()
+        service.startService()
+        self.addCleanup(service.stopService)
+        return service, reactor
+
+    def test_default(self):
+        """
+        Proxy listeners and demo backends listen with a backlog of 511.
+        """
+        _, reactor = self.listened(GOOD)
+        self.assertEqual(
+            sorted((port, backlog) for port, _, backlog, _ in reactor.tcpServers),
+            [(8081, 511), (18080, 511), (18443, 511)],
+        )
+
+    def test_configured(self):
+        """
+        C{listen_backlog} applies to every listener, PROXY protocol ones
+        too; a C{backlog=} in an endpoint string wins.
+        """
+        service, reactor = self.listened(
+            GOOD.replace(
+                'access_log = false',
+                'access_log = false\nlisten_backlog = 4096\nproxy_protocol = true',
+            ).replace('"tcp:18443"', '"tcp:18443:backlog=7"')
+        )
+        self.assertEqual(
+            sorted((port, backlog) for port, _, backlog, _ in reactor.tcpServers),
+            [(8081, 4096), (18080, 4096), (18443, 7)],
+        )
+        descriptions = sorted(
+            s.description for s in service if isinstance(s, StreamServerEndpointService)
+        )
+        self.assertEqual(
+            descriptions,
+            ["tcp:18080:interface=127.0.0.1", "tcp:18443:backlog=7",
+             "tcp:8081:interface=127.0.0.1"],
+        )
+
+    def test_unix(self):
+        """
+        A UNIX socket listener gets the backlog too.
+        """
+        socketPath = self.mktemp()
+        _, reactor = self.listened(
+            GOOD.replace('["tcp:18080:interface=127.0.0.1", "tcp:18443"]',
+                         '"unix:%s"' % (socketPath,))
+        )
+        [(address, _, backlog, _, _)] = reactor.unixServers
+        self.assertEqual((address, backlog), (socketPath, 511))
+
+
+class EndWithParentTests(SynchronousTestCase):
+    """
+    A worker started with C{--parent-pid} ends with its main process.
+    """
+
+    def options(self, *extra):
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(GOOD)
+        options = Options()
+        options.parseOptions(["--config", path, *extra])
+        return options
+
+    def test_watched(self):
+        from lbproxy.app.tap import _endWithParent
+
+        watched = []
+        options = self.options("--parent-pid", "4242", "--worker-index", "0")
+        _endWithParent(options, watch=lambda pid: watched.append(pid) or True)
+        self.assertEqual(watched, [4242])
+
+    def test_parentGone(self):
+        """
+        The main process died before the worker could ask to end with it:
+        the worker exits at once.
+        """
+        import sys
+
+        from lbproxy.app.tap import _endWithParent
+
+        options = self.options("--parent-pid", "4242", "--worker-index", "0")
+        self.patch(sys, "stderr", io.StringIO())
+        with self.assertRaises(SystemExit) as caught:
+            _endWithParent(options, watch=lambda pid: False)
+        self.assertEqual(caught.exception.code, 1)
+        self.assertIn("the main process is gone", sys.stderr.getvalue())
+
+    def test_notAWorker(self):
+        from lbproxy.app.tap import _endWithParent
+
+        _endWithParent(self.options(), watch=lambda pid: self.fail("watched"))
+
+    def test_workerStopsWhenPipeEnds(self):
+        """
+        In a worker, the end of the health pipe while running stops the
+        reactor; its closing at shutdown does not.
+        """
+        from twisted.internet.error import ConnectionDone
+        from twisted.python.failure import Failure
+
+        from lbproxy.app.service import HealthFeedService
+
+        reactor = MemoryReactorClock()
+        service = ProxyService(self.options()["loaded"], reactor, listenFDs=[])
+        [feedService] = [s for s in service if isinstance(s, HealthFeedService)]
+        feed = feedService._feed
+        feedService.running = True
+        feed.connectionLost(Failure(ConnectionDone()))
+        self.assertTrue(reactor.hasStopped)
+        reactor.hasStopped = False
+        feedService.running = False
+        feed.connectionLost(Failure(ConnectionDone()))
+        self.assertFalse(reactor.hasStopped)
+
+
 class DemoSiteTests(SynchronousTestCase):
     def test_demoSite(self):
         """

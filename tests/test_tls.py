@@ -327,6 +327,40 @@ class SelfSignedTests(SynchronousTestCase):
         self.assertIsNone(material.server)
         self.assertFalse(os.path.exists(self.cert))
 
+    def test_reloadNeverGenerates(self) -> None:
+        """
+        SIGHUP with both files deleted generates nothing: the error names
+        the missing file, the certificate generated at start-up stays in
+        use, and nothing says "reloaded".
+        """
+        from twisted.logger import formatEvent, globalLogPublisher
+
+        clock = MemoryReactorClock()
+        clock.advance(self.now.timestamp())
+        material = load_tls_material(self.config(), self.now)
+        server = ServerTLS(material.server)
+        before = server.certificates.loaded[0].certificate
+        upstream = _Upstream()
+        reloader = CertificateReloader(self.config(), clock, server, upstream)
+        os.unlink(self.cert)
+        os.unlink(self.key)
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.assertFalse(reloader.reload())
+        self.assertFalse(os.path.exists(self.cert))
+        self.assertFalse(os.path.exists(self.key))
+        messages = [formatEvent(e) for e in events
+                    if e.get("log_namespace") == "lbproxy.tls.material"]
+        self.assertEqual(len(messages), 1, messages)
+        self.assertIn("certificate reload failed, keeping the current certificates",
+                      messages[0])
+        self.assertIn(self.cert, messages[0])
+        self.assertEqual([e["log_level"].name for e in events
+                          if e.get("log_namespace") == "lbproxy.tls.material"], ["error"])
+        self.assertIs(server.certificates.loaded[0].certificate, before)
+        self.assertEqual(upstream.reloaded, 0)
+
     def test_unwritable(self) -> None:
         with open(self.directory + "-file", "w") as f:
             f.write("")

@@ -16,9 +16,11 @@ from lbproxy.config import HealthConfig, Target
 from lbproxy.runtime.pools import build_pool
 from lbproxy.config import Pool as PoolConfig
 from lbproxy.runtime.targets import TargetRegistry
+from lbproxy.app.parent import PR_SET_PDEATHSIG, watch_parent
 from lbproxy.app.workers import (
     FIRST_LISTEN_FD,
     HEALTH_FD,
+    bind_listeners,
     READY_FD,
     HealthFeed,
     WorkerSupervisor,
@@ -69,6 +71,7 @@ class SupervisorTests(SynchronousTestCase):
             2, ["python", "-c", "run"], [self.sockets, [self.sockets[0]]], self.clock,
             self.spawn, env={},
             snapshot=lambda: [b"state\n"],
+            getpid=lambda: 4242,
         )
         self.supervisor.startService()
 
@@ -84,7 +87,10 @@ class SupervisorTests(SynchronousTestCase):
         self.assertEqual(len(self.spawn.calls), 2)
         protocol, executable, args, childFDs, process = self.spawn.calls[0]
         self.assertEqual(executable, "python")
-        self.assertEqual(args[-4:], ["--listen-fds", "5,6", "--worker-index", "0"])
+        self.assertEqual(
+            args[-6:],
+            ["--parent-pid", "4242", "--listen-fds", "5,6", "--worker-index", "0"],
+        )
         self.assertEqual(childFDs[FIRST_LISTEN_FD], self.sockets[0].fileno())
         self.assertEqual(childFDs[FIRST_LISTEN_FD + 1], self.sockets[0].fileno())
         self.assertEqual(childFDs[HEALTH_FD], "w")
@@ -215,6 +221,20 @@ class HealthFeedTests(SynchronousTestCase):
         self.feed.dataReceived(state_line(newer.members[0].state.ident, False))
         self.assertFalse(newer.members[0].up)
 
+    def test_parentGone(self):
+        """
+        The end of the pipe means the main process is gone: the feed says
+        so, once.
+        """
+        from twisted.internet.error import ConnectionDone
+
+        gone = []
+        feed = HealthFeed(self.registry, parentGone=lambda: gone.append(True))
+        feed.dataReceived(state_line(self.pool.members[0].state.ident, False))
+        self.assertEqual(gone, [])
+        feed.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(gone, [True])
+
     def test_ignored(self):
         """
         Lines for unknown targets, or that are not state lines, change
@@ -233,12 +253,154 @@ class ParsingTests(SynchronousTestCase):
     def test_tcp(self):
         self.assertEqual(
             parse_tcp_listen("tcp:8080:interface=127.0.0.1"),
-            (socket.AF_INET, "127.0.0.1", 8080, 50),
+            (socket.AF_INET, "127.0.0.1", 8080, None),
         )
         self.assertEqual(parse_tcp_listen("tcp:port=80")[1:3], ("0.0.0.0", 80))
         self.assertEqual(parse_tcp_listen("tcp:80:interface=\\:\\:1")[0], socket.AF_INET6)
         self.assertRaises(ValueError, parse_tcp_listen, "unix:/tmp/s")
 
+    def test_backlog(self):
+        """
+        The backlog of a C{tcp:} string, or L{None} when it sets none.
+        """
+        self.assertEqual(parse_tcp_listen("tcp:80:backlog=7")[3], 7)
+        self.assertIsNone(parse_tcp_listen("tcp:80")[3])
+
     def test_count(self):
         self.assertEqual(worker_count(3), 3)
         self.assertGreaterEqual(worker_count("auto"), 1)
+
+
+class _RecordingSocket(socket.socket):
+    """
+    A real socket that remembers the backlog it listened with.
+    """
+
+    backlogs: list = []
+
+    def listen(self, backlog):
+        _RecordingSocket.backlogs.append(backlog)
+        socket.socket.listen(self, backlog)
+
+
+class BindBacklogTests(SynchronousTestCase):
+    """
+    The sockets the main process binds for its workers listen with
+    C{server.listen_backlog} unless the endpoint string sets one.
+    """
+
+    def bound(self, description, count, **kwargs):
+        _RecordingSocket.backlogs = []
+        sockets = bind_listeners(description, count, socketFactory=_RecordingSocket, **kwargs)
+        for sock in sockets:
+            self.addCleanup(sock.close)
+        return _RecordingSocket.backlogs
+
+    def test_default(self):
+        self.assertEqual(set(self.bound("tcp:0:interface=127.0.0.1", 2)), {511})
+
+    def test_configured(self):
+        self.assertEqual(
+            self.bound("tcp:0:interface=127.0.0.1", 1, backlog=4096), [4096]
+        )
+
+    def test_described(self):
+        """
+        A C{backlog=} in the endpoint string wins, small or large.
+        """
+        self.assertEqual(
+            self.bound("tcp:0:interface=127.0.0.1:backlog=7", 1, backlog=4096), [7]
+        )
+
+
+class WatchParentTests(SynchronousTestCase):
+    """
+    L{watch_parent}: on Linux, SIGTERM when the parent dies, and whether the
+    parent is still the one that started the worker.
+    """
+
+    def setUp(self):
+        self.calls = []
+
+    def prctl(self, *args):
+        self.calls.append(args)
+        return 0
+
+    def test_linux(self):
+        """
+        On Linux the parent-death signal is SIGTERM, asked for before the
+        parent is checked.
+        """
+        import signal
+
+        order = []
+        self.assertTrue(
+            watch_parent(
+                4242,
+                prctl=lambda *args: order.append(("prctl", args)) or 0,
+                getppid=lambda: order.append(("getppid",)) or 4242,
+                platform="linux",
+            )
+        )
+        self.assertEqual(
+            order, [("prctl", (PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)), ("getppid",)]
+        )
+
+    def test_parentDiedBefore(self):
+        """
+        The parent died before the prctl: this process was re-parented (to
+        1, or a subreaper), and the worker must exit.
+        """
+        self.assertFalse(watch_parent(4242, prctl=self.prctl, getppid=lambda: 1,
+                                      platform="linux"))
+        self.assertFalse(watch_parent(4242, prctl=self.prctl, getppid=lambda: 77,
+                                      platform="linux"))
+
+    def test_elsewhere(self):
+        """
+        Elsewhere no prctl; the parent is still checked.
+        """
+        self.assertTrue(watch_parent(4242, prctl=self.prctl, getppid=lambda: 4242,
+                                     platform="darwin"))
+        self.assertFalse(watch_parent(4242, prctl=self.prctl, getppid=lambda: 1,
+                                      platform="darwin"))
+        self.assertEqual(self.calls, [])
+
+    def test_prctlFails(self):
+        """
+        A failing prctl is logged; the health pipe still ends the worker.
+        """
+        self.assertTrue(watch_parent(4242, prctl=lambda *args: -1, getppid=lambda: 4242,
+                                     platform="linux"))
+        self.assertEqual(len(self.flushLoggedErrors()), 0)
+
+    def test_realPrctl(self):
+        """
+        The C library's prctl accepts the request (on Linux), in a child
+        process so that this one is unchanged.
+        """
+        import os
+        import sys
+
+        if not sys.platform.startswith("linux"):
+            from twisted.trial.unittest import SkipTest
+
+            raise SkipTest("Linux only")
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                import ctypes
+                import ctypes.util
+                import signal
+
+                code = 0 if watch_parent(os.getppid()) else 2
+                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+                value = ctypes.c_int(0)
+                libc.prctl(2, ctypes.byref(value), 0, 0, 0)  # PR_GET_PDEATHSIG
+                if value.value != signal.SIGTERM:
+                    code = 3
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)

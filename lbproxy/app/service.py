@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
-from twisted.internet.endpoints import AdoptedStreamServerEndpoint, serverFromString
+from twisted.internet.endpoints import AdoptedStreamServerEndpoint
 from twisted.internet.error import CannotListenError
 from twisted.protocols.haproxy import proxyEndpoint
 from twisted.python.failure import Failure
@@ -23,6 +23,8 @@ from lbproxy.observe.accesslog import open_access_log
 from lbproxy.config import Config
 from lbproxy.demo import demoSite
 from lbproxy.app.gctuning import freeze_startup_objects
+from lbproxy.app.listening import DEFAULT_BACKLOG, server_endpoint
+from lbproxy.app.parent import stop_reactor
 from lbproxy.app.wiring import ProxyCore
 from lbproxy.health.checker import probe_client
 from lbproxy.app.signals import SignalService
@@ -99,7 +101,9 @@ class ProxyService(MultiService):
             for fd, (description, factory) in zip(listenFDs, listeners):
                 AdoptedPort(reactor, fd, description, factory, server.proxy_protocol
                             ).setServiceParent(self)
-            HealthFeedService(reactor, HealthFeed(self.registry)).setServiceParent(self)
+            # The end of the health pipe: the main process is gone.
+            feed = HealthFeed(self.registry, parentGone=lambda: stop_reactor(reactor))
+            HealthFeedService(reactor, feed).setServiceParent(self)
         else:
             for backend in config.demo:
                 self._listen(
@@ -140,7 +144,9 @@ class ProxyService(MultiService):
         descriptions = list(config.server.listen)
         if config.tls is not None:
             descriptions += list(config.tls.listen)
-        self.sockets = ListeningSockets(descriptions, config.server.workers)
+        self.sockets = ListeningSockets(
+            descriptions, config.server.workers, config.server.listen_backlog
+        )
         self.sockets.setServiceParent(self)
         health = self.health
         self.supervisor = WorkerSupervisor(
@@ -164,7 +170,8 @@ class ProxyService(MultiService):
             self.accessLog = None
 
     def _listen(self, reactor, description: str, factory, proxyProtocol: bool = False) -> None:
-        endpoint = serverFromString(reactor, description)
+        # A real backlog (server.listen_backlog), not Twisted's 50.
+        endpoint = server_endpoint(reactor, description, self.config.server.listen_backlog)
         if proxyProtocol:
             # Twisted's PROXY protocol (v1 and v2) support: the connection's
             # peer becomes the client address the header names.
@@ -214,9 +221,13 @@ class ListeningSockets(Service):
     a port in use stops start-up) and passed to every worker.
     """
 
-    def __init__(self, descriptions: Sequence[str], workers: int = 1) -> None:
+    def __init__(
+        self, descriptions: Sequence[str], workers: int = 1, backlog: int = DEFAULT_BACKLOG
+    ) -> None:
         self.descriptions = list(descriptions)
         self.workers = workers
+        #: Each socket's listen backlog, unless its description sets one.
+        self.backlog = backlog
         #: For each description, its sockets (L{bind_listeners}).
         self.sockets: List[List] = []
 
@@ -224,7 +235,7 @@ class ListeningSockets(Service):
         Service.privilegedStartService(self)
         for description in self.descriptions:
             try:
-                self.sockets.append(bind_listeners(description, self.workers))
+                self.sockets.append(bind_listeners(description, self.workers, self.backlog))
             except OSError as e:
                 family, interface, port, _ = parse_tcp_listen(description)
                 raise CannotListenError(interface, port, e)
@@ -262,12 +273,18 @@ class AdoptedPort(Service):
 class HealthFeedService(Service):
     """
     In a worker: read the main process's health states from L{HEALTH_FD}.
+
+    The pipe's end while the service runs means the main process is gone:
+    the feed's C{parentGone} is called then, not when the reactor closes
+    the pipe at shutdown.
     """
 
     def __init__(self, reactor, feed) -> None:
         self._reactor = reactor
         self._feed = feed
         self._reader = None
+        self._parentGone = feed.parentGone
+        feed.parentGone = self._ended
 
     def startService(self) -> None:
         Service.startService(self)
@@ -277,6 +294,10 @@ class HealthFeedService(Service):
             self._feed, stdin=HEALTH_FD, stdout=os.open(os.devnull, os.O_WRONLY),
             reactor=self._reactor,
         )
+
+    def _ended(self) -> None:
+        if self.running:
+            self._parentGone()
 
 
 def listen_error(error: CannotListenError) -> str:

@@ -27,6 +27,7 @@ class Options(usage.Options):
         # Set by the main process for its workers (workers > 1), not by hand.
         ["listen-fds", None, None, "(internal) inherited listening descriptors."],
         ["worker-index", None, None, "(internal) this worker's number."],
+        ["parent-pid", None, None, "(internal) the main process, to end with."],
     ]
     optFlags = [
         ["check", None, "Validate the configuration and exit."],
@@ -100,6 +101,7 @@ def makeService(options: Options):
 
     from lbproxy.app.service import ProxyService
 
+    _endWithParent(options)
     listenFDs = None
     if options["worker-index"] is not None:
         # A worker never supervises workers of its own, whatever the file
@@ -107,6 +109,22 @@ def makeService(options: Options):
         listenFDs = [int(fd) for fd in (options["listen-fds"] or "").split(",") if fd]
     _raiseFileLimit()
     return ProxyService(options["loaded"], reactor, tls=options.get("tls"), listenFDs=listenFDs)
+
+
+def _endWithParent(options: Options, watch=None) -> None:
+    """
+    In a worker: end when the main process does (see L{lbproxy.app.parent});
+    exit now if it is gone already.
+
+    @param watch: L{lbproxy.app.parent.watch_parent}.
+    """
+    if options["parent-pid"] is None:
+        return
+    if watch is None:
+        from lbproxy.app.parent import watch_parent as watch
+    if not watch(int(options["parent-pid"])):
+        sys.stderr.write("lbproxy: worker: the main process is gone; exiting\n")
+        raise SystemExit(1)
 
 
 def _raiseFileLimit() -> None:

@@ -31,6 +31,8 @@ and runs N worker processes that inherit them, supervising them.
     L{lbproxy.runtime.targets}). A line for an unknown target, or one that
     does not parse, is ignored.
   - Demo backends run in the main process only.
+  - Workers end with the main process (L{lbproxy.app.parent}): it passes
+    its pid (C{--parent-pid}), and the end of the health pipe stops them.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.protocol import ProcessProtocol, Protocol
 from twisted.logger import Logger
+
+from lbproxy.app.listening import DEFAULT_BACKLOG, split_endpoint
 
 log = Logger()
 
@@ -72,14 +76,17 @@ def worker_count(setting) -> int:
     return int(setting)
 
 
-def parse_tcp_listen(description: str) -> Tuple[socket.AddressFamily, str, int, int]:
+def parse_tcp_listen(
+    description: str,
+) -> Tuple[socket.AddressFamily, str, int, Optional[int]]:
     """
     The address of a C{tcp:PORT[:interface=ADDR][:backlog=N]} endpoint
-    string (the form workers can share).
+    string (the form workers can share), and its backlog (L{None} if it
+    sets none).
 
     @raise ValueError: for any other endpoint type.
     """
-    parts = _split_endpoint(description)
+    parts = split_endpoint(description)
     if parts[0] not in ("tcp", "tcp6"):
         raise ValueError("only tcp: endpoints can be shared by workers")
     options = {}
@@ -95,33 +102,16 @@ def parse_tcp_listen(description: str) -> Tuple[socket.AddressFamily, str, int, 
     port = int(options.get("port", positional[0] if positional else 0))
     interface = options.get("interface", "::" if parts[0] == "tcp6" else "0.0.0.0")
     family = socket.AF_INET6 if ":" in interface else socket.AF_INET
-    backlog = int(options.get("backlog", 50))
+    backlog = int(options["backlog"]) if "backlog" in options else None
     return family, interface, port, backlog
 
 
-def _split_endpoint(description: str) -> List[str]:
-    """
-    Split an endpoint string on its colons; a backslash escapes the next
-    character (C{interface=\\:\\:1}).
-    """
-    parts, current, escaped = [], [], False
-    for char in description:
-        if escaped:
-            current.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == ":":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return parts
-
-
 def bind_listener(
-    description: str, reusePort: bool = False, port: Optional[int] = None
+    description: str,
+    reusePort: bool = False,
+    port: Optional[int] = None,
+    backlog: int = DEFAULT_BACKLOG,
+    socketFactory: Callable[..., socket.socket] = socket.socket,
 ) -> socket.socket:
     """
     Bind and listen on a C{tcp:} endpoint's address, inheritable by child
@@ -130,17 +120,22 @@ def bind_listener(
     @param reusePort: set C{SO_REUSEPORT}, so that more sockets can be
         bound to the same address (see L{bind_listeners}).
     @param port: bind this port instead of the description's.
+    @param backlog: the listen backlog (C{server.listen_backlog}) unless
+        the description sets one.
+    @param socketFactory: C{socket.socket}.
     """
-    family, interface, described, backlog = parse_tcp_listen(description)
+    family, interface, described, describedBacklog = parse_tcp_listen(description)
     if port is None:
         port = described
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    if describedBacklog is not None:
+        backlog = describedBacklog
+    sock = socketFactory(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reusePort:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((interface, port))
-        sock.listen(max(backlog, 511))
+        sock.listen(backlog)
     except BaseException:
         sock.close()
         raise
@@ -157,7 +152,12 @@ def can_reuse_port() -> bool:
     return hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
 
 
-def bind_listeners(description: str, count: int) -> List[socket.socket]:
+def bind_listeners(
+    description: str,
+    count: int,
+    backlog: int = DEFAULT_BACKLOG,
+    socketFactory: Callable[..., socket.socket] = socket.socket,
+) -> List[socket.socket]:
     """
     The listening sockets for C{count} workers on one address: one each,
     sharing the port with C{SO_REUSEPORT}, where the kernel balances over
@@ -167,18 +167,24 @@ def bind_listeners(description: str, count: int) -> List[socket.socket]:
     C{SO_REUSEPORT}: the address is first bound once without it, so a
     second lbproxy (or anything else) on the same port is an error, not a
     silent share of the traffic.
+
+    @param backlog: each socket's listen backlog, unless the description
+        sets one (see L{bind_listener}).
     """
+    def bind(**kwargs) -> socket.socket:
+        return bind_listener(description, backlog=backlog, socketFactory=socketFactory, **kwargs)
+
     if count <= 1 or not can_reuse_port():
-        return [bind_listener(description)]
+        return [bind()]
     if parse_tcp_listen(description)[2] != 0:
-        bind_listener(description).close()
+        bind().close()
     sockets: List[socket.socket] = []
     try:
-        sockets.append(bind_listener(description, reusePort=True))
+        sockets.append(bind(reusePort=True))
         # Port 0: the others join the port the kernel chose for the first.
         port = sockets[0].getsockname()[1]
         for _ in range(count - 1):
-            sockets.append(bind_listener(description, reusePort=True, port=port))
+            sockets.append(bind(reusePort=True, port=port))
     except BaseException:
         for sock in sockets:
             sock.close()
@@ -258,6 +264,7 @@ class WorkerSupervisor(Service):
         spawn: Callable[..., object],
         env: Optional[Dict[str, str]] = None,
         snapshot: Callable[[], List[bytes]] = lambda: [],
+        getpid: Callable[[], int] = os.getpid,
     ) -> None:
         """
         @param count: how many workers.
@@ -269,6 +276,8 @@ class WorkerSupervisor(Service):
         @param spawn: C{reactor.spawnProcess}.
         @param snapshot: the current health state as lines, sent to a new
             worker before any change.
+        @param getpid: C{os.getpid}: the workers are told this process's
+            pid (C{--parent-pid}), to end with it.
         """
         self.count = count
         self._argv = list(argv)
@@ -278,6 +287,7 @@ class WorkerSupervisor(Service):
         self._spawn = spawn
         self._env = dict(os.environ if env is None else env)
         self._snapshot = snapshot
+        self._getpid = getpid
         self.workers: Dict[int, _Worker] = {}
         self._backoff: Dict[int, float] = {}
         self._pending: Dict[int, object] = {}
@@ -299,7 +309,10 @@ class WorkerSupervisor(Service):
         childFDs = {1: 1, 2: 2, HEALTH_FD: "w", READY_FD: "r"}
         for i, group in enumerate(self._listeners):
             childFDs[FIRST_LISTEN_FD + i] = group[index % len(group)].fileno()
-        args = self._argv + ["--listen-fds", fds, "--worker-index", str(index)]
+        args = self._argv + [
+            "--parent-pid", str(self._getpid()),
+            "--listen-fds", fds, "--worker-index", str(index),
+        ]
         worker.started = self._clock.seconds()
         self.workers[index] = worker
         self._spawn(worker, args[0], args, env=self._env, childFDs=childFDs)
@@ -400,11 +413,14 @@ class HealthFeed(Protocol):
 
     _buffer = b""
 
-    def __init__(self, registry) -> None:
+    def __init__(self, registry, parentGone: Callable[[], object] = lambda: None) -> None:
         """
         @param registry: the worker's L{lbproxy.runtime.targets.TargetRegistry}.
+        @param parentGone: called when the pipe ends: the main process is
+            gone (see L{lbproxy.app.parent}).
         """
         self._registry = registry
+        self.parentGone = parentGone
 
     def dataReceived(self, data: bytes) -> None:
         lines = (self._buffer + data).split(b"\n")
@@ -424,8 +440,9 @@ class HealthFeed(Protocol):
             entry.up = health.available if health is not None else up
 
     def connectionLost(self, reason=None) -> None:
-        # The main process is gone: nothing more will come.
-        pass
+        # The main process is gone: nothing more will come, and nobody
+        # supervises this worker any more.
+        self.parentGone()
 
 
 def worker_argv(configPath: str) -> List[str]:

@@ -31,6 +31,7 @@ _SERVER_KEYS = (
     "idle_timeout",
     "keepalive_timeout",
     "listen",
+    "listen_backlog",
     "max_body_size",
     "max_connections",
     "max_header_size",
@@ -60,6 +61,8 @@ _LIMITS = (
     ("max_connections", 1),
 )
 _MAX_WORKERS = 256
+#: The largest listen backlog (the kernel caps it at net.core.somaxconn).
+_MAX_BACKLOG = 65535
 _REQUEST_ID_HEADER = re.compile(r"^[A-Za-z0-9-]+$")
 
 
@@ -79,7 +82,8 @@ class ServerConfig:
     @ivar max_idle_per_target: Idle keep-alive connections kept per target.
     @ivar idle_timeout: Seconds an idle backend connection is kept.
     @ivar max_body_size: Largest request body in bytes (413 beyond); 0 is
-        no limit.
+        no limit, the default: bodies are streamed, so a limit protects
+        the backends, not lbproxy's memory.
     @ivar max_request_line: Longest request line (414 beyond).
     @ivar max_header_size: Most bytes of header lines (431 beyond).
     @ivar max_headers: Most header lines (431 beyond).
@@ -103,6 +107,9 @@ class ServerConfig:
         passed to the backend, logged and returned; L{None} for none.
     @ivar proxy_protocol: Expect a PROXY protocol (v1 or v2) header on every
         plain listener, e.g. behind an L4 load balancer.
+    @ivar listen_backlog: The listen backlog (accept queue length) of every
+        listener, unless its endpoint string sets C{backlog=}; Twisted's
+        default of 50 makes a burst of connects wait for SYN retransmits.
     @ivar workers: Processes serving the listeners (C{"auto"} in the file:
         one per CPU); more than one needs C{tcp:} listen strings.
     """
@@ -114,7 +121,7 @@ class ServerConfig:
     default_pool: Optional[str] = None
     max_idle_per_target: int = 64
     idle_timeout: float = 60.0
-    max_body_size: int = 1024 * 1024
+    max_body_size: int = 0
     max_request_line: int = 8 * 1024
     max_header_size: int = 32 * 1024
     max_headers: int = 100
@@ -130,6 +137,7 @@ class ServerConfig:
     request_id_header: Optional[str] = "X-Request-Id"
     proxy_protocol: bool = False
     workers: int = 1
+    listen_backlog: int = 511
 
 
 def parse_server(value: Any, key: str, reader: Reader) -> ServerConfig:
@@ -141,6 +149,10 @@ def parse_server(value: Any, key: str, reader: Reader) -> ServerConfig:
 
     if "listen" in table:
         settings["listen"] = reader.listen(table["listen"], child_key(key, "listen"))
+    if "listen_backlog" in table:
+        settings["listen_backlog"] = reader.integer(
+            table["listen_backlog"], child_key(key, "listen_backlog"), 1, _MAX_BACKLOG
+        )
     for name in _TIMEOUTS:
         if name in table:
             settings[name] = reader.positive_number(table[name], child_key(key, name))

@@ -9,7 +9,9 @@ configuration names, at start-up and again on SIGHUP.
     stops with one line.
   - L{CertificateReloader} rereads everything on SIGHUP and hands it to
     the listeners and the backend connections, or logs why not and keeps
-    the current files.
+    the current files. A reload never generates a certificate: a missing
+    C{self_signed} file is an error like any other missing file (only
+    start-up generates).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class TLSMaterial:
 
 
 def load_tls_material(
-    config: Config, now: datetime.datetime, generate: bool = True
+    config: Config, now: datetime.datetime, generate: bool = True, reloading: bool = False
 ) -> TLSMaterial:
     """
     Read and check every certificate and key the configuration names.
@@ -76,6 +78,9 @@ def load_tls_material(
     @param now: The current time, to tell expired certificates.
     @param generate: Generate missing C{self_signed} certificates (off for
         C{--check}, which writes nothing).
+    @param reloading: Read the files as they are (on SIGHUP): nothing is
+        generated, whatever C{generate} says, and a missing C{self_signed}
+        file is an error naming it.
     @raise ConfigError: If a file is missing, unreadable, not PEM, a key
         does not match its certificate, or OpenSSL refuses one; the error
         names the configuration key.
@@ -97,7 +102,7 @@ def load_tls_material(
         for index, files in enumerate(settings.certificates):
             key = f"tls.certificates[{index}]"
             try:
-                if files.self_signed:
+                if files.self_signed and not reloading:
                     if generate:
                         if ensure_self_signed(files.cert, files.key, files.self_signed, now):
                             generated.append(files.cert)
@@ -161,7 +166,7 @@ class CertificateReloader:
         @return: Whether the new files are in use.
         """
         try:
-            material = load_tls_material(self._config, now_utc(self._clock), generate=True)
+            material = load_tls_material(self._config, now_utc(self._clock), reloading=True)
         except ConfigError as e:
             log.error(
                 "certificate reload failed, keeping the current certificates: {error}",

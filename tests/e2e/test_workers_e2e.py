@@ -154,6 +154,41 @@ targets = ["127.0.0.1:{backend}"]
         self.waitFor(lambda: not any(self.alive(pid) for pid in workers), "workers gone", 15)
 
 
+    def lbproxyWorker(self, pid: int) -> bool:
+        """
+        Whether C{pid} is still alive and still one of this test's workers
+        (not a recycled pid).
+        """
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                return b"--worker-index" in f.read() and self.alive(pid)
+        except OSError:
+            return False
+
+    def test_mainKilled(self) -> None:
+        """
+        SIGKILL to the main process: its workers exit within a few seconds
+        instead of serving on as orphans, and the port can be bound again.
+        """
+        port = self.startTwoWorkers()
+        workers = self.workerPids()
+
+        def killLeftovers() -> None:
+            # Only the workers this test started, by pid.
+            for pid in workers:
+                if self.lbproxyWorker(pid):
+                    os.kill(pid, signal.SIGKILL)
+
+        self.addCleanup(killLeftovers)
+        self.assertEqual(self.curl(port, "/").status, 200, self.diag())
+        os.kill(self.proxy.pid, signal.SIGKILL)
+        self.proxy.popen.wait(timeout=10)
+        self.waitFor(lambda: not any(self.lbproxyWorker(pid) for pid in workers),
+                     "workers gone after the main process was killed", 10)
+        sock = bind_listener(f"tcp:{port}:interface=127.0.0.1")
+        sock.close()
+
+
 class ReusePortTests(TestCase):
     """
     L{bind_listeners} on 127.0.0.1 (real sockets, no traffic).
