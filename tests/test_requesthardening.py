@@ -1,0 +1,140 @@
+"""
+Request hardening, in memory through L{ProxyHarness}: a client cannot
+strip what lbproxy adds, fragments, ports and controls are refused, and
+every HTTP/1.1 request names its host.
+"""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from lbproxy.testing import ProxyHarness
+
+CONFIG = {
+    "server": {"trusted_proxies": ["10.9.0.0/16"]},
+    "pools": {"web": {"targets": ["10.1.0.1:80"]}},
+    "routes": [
+        {
+            "path": "/ruled",
+            "pool": "web",
+            "headers": {
+                "request_set": {"X-Real-IP": "{client_ip}", "X-Internal-Auth": "s3cret"},
+                "request_add": {"X-Added": ["a", "b"]},
+            },
+        },
+        {"pool": "web"},
+    ],
+}
+
+OK = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+
+
+def header_values(head: bytes, name: bytes):
+    """
+    The values of every field called C{name} (any case) in a request head.
+    """
+    values = []
+    for line in head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.lower() == name.lower():
+            values.append(value.strip())
+    return values
+
+
+class HardeningTestCase(SynchronousTestCase):
+    def setUp(self):
+        self.proxy = ProxyHarness(CONFIG)
+
+    def exchange(self, data: bytes, address: str = "192.0.2.1"):
+        """
+        Send C{data}; if it reaches a backend, the backend answers C{OK}.
+
+        @return: (response bytes, what the backend received or None, the
+            client)
+        """
+        client = self.proxy.client(address=address)
+        client.send(data)
+        received = None
+        if self.proxy.pending():
+            backend = self.proxy.accept()
+            received = backend.received()
+            backend.respond(OK)
+        return client.received(), received, client
+
+    def assertRefused(self, data: bytes, code: bytes = b"400") -> None:
+        response, received, client = self.exchange(data)
+        self.assertIsNone(received, data)
+        self.assertEqual(self.proxy.pending(), [])
+        self.assertTrue(response.startswith(b"HTTP/1.1 " + code + b" "), (data, response))
+        self.assertIn(b"Connection: close", response.split(b"\r\n\r\n", 1)[0])
+        self.assertTrue(client.transport.disconnecting, data)
+
+
+class ConnectionCannotStripTests(HardeningTestCase):
+    """
+    Fields a client names in C{Connection} are hop-by-hop only for what the
+    client sent: what lbproxy adds always reaches the backend.
+    """
+
+    def test_headerRulesAndRequestId(self):
+        """
+        C{Connection: X-Real-IP, X-Internal-Auth, X-Added, X-Request-Id}
+        drops the client's own fields of those names, but the route's
+        header rules and the request id still arrive.
+        """
+        response, received, _ = self.exchange(
+            b"GET /ruled HTTP/1.1\r\nHost: h\r\n"
+            b"Connection: X-Real-IP, X-Internal-Auth, X-Added, X-Request-Id, X-Mine\r\n"
+            b"X-Real-IP: 6.6.6.6\r\nX-Added: client\r\nX-Mine: 1\r\n"
+            b"X-Request-Id: client-id\r\nAccept: */*\r\n\r\n"
+        )
+        self.assertIsNotNone(received)
+        self.assertEqual(header_values(received, b"X-Real-IP"), [b"192.0.2.1"])
+        self.assertEqual(header_values(received, b"X-Internal-Auth"), [b"s3cret"])
+        self.assertEqual(header_values(received, b"X-Added"), [b"a", b"b"])
+        self.assertEqual(header_values(received, b"X-Mine"), [])
+        self.assertEqual(header_values(received, b"Connection"), [])
+        self.assertEqual(header_values(received, b"Accept"), [b"*/*"])
+        # The client's id was for lbproxy's hop only: a new one is made,
+        # forwarded and returned.
+        ids = header_values(received, b"X-Request-Id")
+        self.assertEqual(len(ids), 1)
+        self.assertNotEqual(ids[0], b"client-id")
+        self.assertEqual(header_values(response, b"X-Request-Id"), ids)
+
+    def test_forwardedHeaders(self):
+        """
+        C{Connection: X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host}
+        cannot keep lbproxy from writing them.
+        """
+        _, received, _ = self.exchange(
+            b"GET / HTTP/1.1\r\nHost: h\r\n"
+            b"Connection: X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host, Forwarded\r\n"
+            b"X-Forwarded-For: 6.6.6.6\r\n\r\n"
+        )
+        self.assertEqual(header_values(received, b"X-Forwarded-For"), [b"192.0.2.1"])
+        self.assertEqual(header_values(received, b"X-Forwarded-Proto"), [b"http"])
+        self.assertEqual(header_values(received, b"X-Forwarded-Host"), [b"h"])
+
+    def test_trustedProxyUnchanged(self):
+        """
+        Behind a trusted proxy, its X-Forwarded-* are kept and the peer is
+        appended, as before; a client-named hop-by-hop field still goes.
+        """
+        _, received, _ = self.exchange(
+            b"GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Drop\r\n"
+            b"X-Forwarded-For: 192.0.2.9\r\nX-Forwarded-Proto: https\r\n"
+            b"Keep-Alive: timeout=5\r\nX-Drop: 1\r\nProxy-Authorization: x\r\n\r\n",
+            address="10.9.0.1",
+        )
+        self.assertEqual(header_values(received, b"X-Forwarded-For"), [b"192.0.2.9, 10.9.0.1"])
+        self.assertEqual(header_values(received, b"X-Forwarded-Proto"), [b"https"])
+        for name in (b"Connection", b"Keep-Alive", b"X-Drop", b"Proxy-Authorization"):
+            self.assertEqual(header_values(received, name), [], name)
+
+    def test_hostKept(self):
+        """
+        C{Connection: Host} does not remove C{Host}.
+        """
+        _, received, _ = self.exchange(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Host\r\n\r\n")
+        self.assertEqual(header_values(received, b"Host"), [b"h"])
