@@ -138,3 +138,21 @@ class ConnectionCannotStripTests(HardeningTestCase):
         """
         _, received, _ = self.exchange(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Host\r\n\r\n")
         self.assertEqual(header_values(received, b"Host"), [b"h"])
+
+
+class FragmentTests(HardeningTestCase):
+    """
+    A C{#} in a request target is refused (RFC 9112 3.2): it never becomes
+    part of the path.
+    """
+
+    def test_fragmentRefused(self):
+        for target in (b"/c-frag#x/../../SMUG", b"/#", b"/a?q#f", b"http://h/a#b"):
+            self.assertRefused(b"GET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n")
+
+    def test_encodedHashForwarded(self):
+        """
+        An encoded C{%23} is an ordinary character of the path.
+        """
+        _, received, _ = self.exchange(b"GET /a%23b HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertTrue(received.startswith(b"GET /a%23b HTTP/1.1\r\n"), received)
