@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from lbproxy.frontend.target import valid_host
 from lbproxy.testing import ProxyHarness
 
 CONFIG = {
@@ -156,3 +157,27 @@ class FragmentTests(HardeningTestCase):
         """
         _, received, _ = self.exchange(b"GET /a%23b HTTP/1.1\r\nHost: h\r\n\r\n")
         self.assertTrue(received.startswith(b"GET /a%23b HTTP/1.1\r\n"), received)
+
+
+class HostPortTests(HardeningTestCase):
+    """
+    A C{Host} port over 65535 is refused.
+    """
+
+    def test_portRange(self):
+        for host in (b"h:99999", b"h:65536", b"[::1]:70000"):
+            self.assertRefused(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+        self.assertRefused(b"GET http://h:99999/ HTTP/1.1\r\nHost: h\r\n\r\n")
+
+    def test_portBounds(self):
+        _, received, _ = self.exchange(b"GET / HTTP/1.1\r\nHost: h:65535\r\n\r\n")
+        self.assertEqual(header_values(received, b"Host"), [b"h:65535"])
+
+    def test_validHost(self):
+        """
+        L{valid_host} takes ports 0 to 65535, and no more.
+        """
+        for host in (b"h", b"h:0", b"h:80", b"h:65535", b"[::1]:65535", b"10.0.0.1:443"):
+            self.assertTrue(valid_host(host), host)
+        for host in (b"h:65536", b"h:99999", b"[::1]:70000", b"h:123456", b"h:"):
+            self.assertFalse(valid_host(host), host)
