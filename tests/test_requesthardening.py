@@ -181,3 +181,42 @@ class HostPortTests(HardeningTestCase):
             self.assertTrue(valid_host(host), host)
         for host in (b"h:65536", b"h:99999", b"[::1]:70000", b"h:123456", b"h:"):
             self.assertFalse(valid_host(host), host)
+
+
+class HostRequiredTests(HardeningTestCase):
+    """
+    Every HTTP/1.1 request has a C{Host} (RFC 9112 3.2), whatever the form
+    of its target; HTTP/1.0 need not.
+    """
+
+    def test_absoluteFormWithoutHost(self):
+        self.assertRefused(b"GET http://h/x HTTP/1.1\r\n\r\n")
+
+    def test_absoluteFormWithHost(self):
+        _, received, _ = self.exchange(b"GET http://h/x HTTP/1.1\r\nHost: other\r\n\r\n")
+        self.assertTrue(received.startswith(b"GET /x HTTP/1.1\r\n"), received)
+        self.assertEqual(header_values(received, b"Host"), [b"h"])
+
+    def test_optionsStarWithoutHost(self):
+        self.assertRefused(b"OPTIONS * HTTP/1.1\r\n\r\n")
+
+    def test_optionsStarBadHost(self):
+        """
+        C{OPTIONS *} is held to the same C{Host} rules as any other target.
+        """
+        for hosts in (b"Host: a b\r\n", b"Host: h:99999\r\n", b"Host: a\r\nHost: b\r\n"):
+            self.assertRefused(b"OPTIONS * HTTP/1.1\r\n" + hosts + b"\r\n")
+
+    def test_optionsStarWithHost(self):
+        response, received, client = self.exchange(b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertIsNone(received)
+        self.assertTrue(response.startswith(b"HTTP/1.1 200 OK\r\n"), response)
+        self.assertFalse(client.transport.disconnecting)
+
+    def test_http10WithoutHost(self):
+        response, received, _ = self.exchange(b"OPTIONS * HTTP/1.0\r\n\r\n")
+        self.assertTrue(response.startswith(b"HTTP/1.0 200 OK\r\n"), response)
+        _, received, _ = self.exchange(b"GET http://h/x HTTP/1.0\r\n\r\n")
+        self.assertTrue(received.startswith(b"GET /x HTTP/1.1\r\n"), received)
+        _, received, _ = self.exchange(b"GET /x HTTP/1.0\r\n\r\n")
+        self.assertTrue(received.startswith(b"GET /x HTTP/1.1\r\n"), received)

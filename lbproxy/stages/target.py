@@ -39,7 +39,9 @@ class RequestTarget(Stage):
             # starts a fragment, which is never sent (RFC 9112 3.2).
             return BAD_REQUEST
         hostHeader = hosts[0] if hosts else None
-        if hostHeader is None and authority is None and request.clientproto == b"HTTP/1.1":
+        if hostHeader is None and request.clientproto == b"HTTP/1.1":
+            # Every HTTP/1.1 request has a Host, whatever its target's form
+            # (RFC 9112 3.2); an absolute-form authority then replaces it.
             return BAD_REQUEST
         if authority is not None:
             # RFC 9112 3.2.2: the authority of an absolute-form target wins.
