@@ -220,3 +220,43 @@ class HostRequiredTests(HardeningTestCase):
         self.assertTrue(received.startswith(b"GET /x HTTP/1.1\r\n"), received)
         _, received, _ = self.exchange(b"GET /x HTTP/1.0\r\n\r\n")
         self.assertTrue(received.startswith(b"GET /x HTTP/1.1\r\n"), received)
+
+
+class ControlCharacterTests(HardeningTestCase):
+    """
+    Control characters other than HTAB in a field value get 400, on the
+    one-pass head parse and on the line-by-line one.
+    """
+
+    def test_refused(self):
+        for byte in list(range(0x00, 0x09)) + list(range(0x0B, 0x0D)) + list(range(0x0E, 0x20)) + [0x7F]:
+            value = b"a" + bytes([byte]) + b"b"
+            # Whole head in one read, no body: the quick path.
+            self.assertRefused(b"GET / HTTP/1.1\r\nHost: h\r\nX-A: " + value + b"\r\n\r\n")
+            # A body: the line-by-line path.
+            self.assertRefused(
+                b"POST / HTTP/1.1\r\nHost: h\r\nX-A: " + value + b"\r\n"
+                b"Content-Length: 2\r\n\r\nok"
+            )
+
+    def test_dripFed(self):
+        """
+        A head that arrives in pieces goes line by line: still refused.
+        """
+        client = self.proxy.client()
+        client.send(b"GET / HTTP/1.1\r\nHost: h\r\n")
+        client.send(b"X-A: a\x1bb\r\n")
+        client.send(b"\r\n")
+        self.assertTrue(client.received().startswith(b"HTTP/1.1 400 "))
+        self.assertEqual(self.proxy.pending(), [])
+
+    def test_tabAndObsTextAccepted(self):
+        """
+        HTAB and bytes above 0x7f are allowed in a value (RFC 9110 5.5).
+        """
+        for data in (
+            b"GET / HTTP/1.1\r\nHost: h\r\nX-A: a\tb\xe9\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nX-A: a\tb\xe9\r\nContent-Length: 2\r\n\r\nok",
+        ):
+            _, received, _ = self.exchange(data)
+            self.assertEqual(header_values(received, b"X-A"), [b"a\tb\xe9"])

@@ -26,3 +26,19 @@ class HTTP2HardeningTests(TLSProxyTestCase):
         """
         for path in (b"/c-frag#x/../../SMUG", b"/a?q#f"):
             self.assertRefused(path)
+
+    def test_controlCharacterRefused(self) -> None:
+        """
+        A control character other than HTAB in a field value gets 400 (the
+        C{h2} library refuses only NUL, CR and LF), also in a field that
+        would not be forwarded.
+        """
+        for name, value in ((b"x-a", b"a\x01b"), (b"x-a", b"a\x1bb"), (b"x-a", b"a\x7fb"),
+                            (b"proxy-x", b"a\x08b"), (b"user-agent", b"a\x0bb")):
+            self.assertRefused(b"/", headers=[(name, value)])
+
+    def test_tabAccepted(self) -> None:
+        client, pump = self.h2()
+        client.request(b"GET", b"/", b"www.mango.com", headers=[(b"x-a", b"a\tb\xe9")])
+        pump.flush()
+        self.assertIn(b"X-A: a\tb\xe9\r\n", self.proxy.accept().received())

@@ -9,6 +9,7 @@ Names are compared case-insensitively; values are passed through unchanged.
 
 from __future__ import annotations
 
+import re
 from typing import FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
 
 HeaderList = List[Tuple[bytes, bytes]]
@@ -32,6 +33,12 @@ HOP_BY_HOP = frozenset(
 FRAMING = frozenset([b"content-length"])
 
 _DROP_ALWAYS = HOP_BY_HOP | FRAMING
+
+#: A control character that may not appear in a field value (RFC 9110 5.5:
+#: only HTAB, visible ASCII, SP and obs-text): 0x00-0x1f but HTAB, and DEL.
+#: CR and LF are left out, so that the pattern can also run over a whole
+#: head, whose lines they end (bare ones are looked for separately).
+FIELD_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 #: What a client sends that is never forwarded, whatever C{Connection}
 #: says: hop-by-hop and framing fields, and C{Expect} (lbproxy answers it).
