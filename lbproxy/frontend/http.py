@@ -24,6 +24,7 @@ from zope.interface import implementer
 
 from lbproxy.frontend.hygiene import GuardedChannel
 from lbproxy.frontend.limits import ClientLimits
+from lbproxy.frontend.target import valid_host
 
 #: Body bytes buffered (waiting for a backend connection, or for the
 #: backend to accept them) before reading from the client pauses.
@@ -275,8 +276,16 @@ class ProxyRequest(server.Request):
         # (Named like Twisted's Request._handleStar, which it replaces along
         # with Request.process; only _begin calls it.)
         # Asterisk-form is for OPTIONS only (RFC 9112 3.2.4): answered here,
-        # never forwarded; any other method with "*" is malformed.
-        if self.method != b"OPTIONS":
+        # never forwarded; any other method with "*" is malformed, and so
+        # is an HTTP/1.1 request without Host (RFC 9112 3.2), or one with
+        # several or a bad one, as for any other target
+        # (lbproxy.stages.target).
+        hosts = self.requestHeaders.getRawHeaders(b"Host")
+        if (
+            self.method != b"OPTIONS"
+            or (hosts is None and self.clientproto == b"HTTP/1.1")
+            or (hosts is not None and (len(hosts) > 1 or not valid_host(hosts[0])))
+        ):
             self.closeAfterResponse()
             self.setResponseCode(400, b"Bad Request")
         self.responseHeaders.removeHeader(b"Server")

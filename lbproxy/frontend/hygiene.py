@@ -9,6 +9,8 @@ framing headers, bad Content-Length values); this adds what it lets
 through or handles too leniently:
 
   - obsolete line folding (Twisted joins it silently): 400;
+  - a control character other than HTAB in a header line (Twisted
+    refuses only NUL, CR and LF): 400;
   - a request head with bare-LF line endings (Twisted waits for a CRLF
     that never comes): 400;
   - C{Transfer-Encoding: identity} (Twisted ignores it): 400;
@@ -45,6 +47,7 @@ from twisted.web.http import HTTPChannel
 from lbproxy.frontend.chunked import StrictChunkedDecoder
 from lbproxy.frontend.limits import ClientLimits
 from lbproxy.frontend.writebatch import batch_writes
+from lbproxy.policy.headers import FIELD_CONTROL
 from lbproxy.wire.http1 import header_name_lower, is_token
 
 # For the one-pass parse of common request heads (GuardedChannel._quickHead).
@@ -259,6 +262,9 @@ class GuardedChannel(HTTPChannel):
         if head.count(b"\r") != separators or head.count(b"\n") != separators:
             # A bare CR or LF somewhere.
             return None
+        if FIELD_CONTROL.search(head) is not None:
+            # Another control character (NUL included) somewhere.
+            return None
         limits = self.limits
         requestLine = lines[0]
         if (
@@ -287,10 +293,7 @@ class GuardedChannel(HTTPChannel):
                 return None
             if lower in _SLOW_PATH_HEADERS:
                 return None
-            value = value.strip(b" \t")
-            if b"\x00" in value:
-                return None
-            pairs.append((name, value))
+            pairs.append((name, value.strip(b" \t")))
         request = self.requestFactory(self, len(self.requests))
         self.requests.append(request)
         # The state HTTPChannel.lineReceived leaves after a request line
@@ -336,6 +339,11 @@ class GuardedChannel(HTTPChannel):
                 return
             if line[0] in b" \t":
                 # Obsolete line folding (RFC 9112 5.2): reject, never join.
+                self._reject(400, b"Bad Request")
+                return
+            if FIELD_CONTROL.search(line) is not None:
+                # A control character other than HTAB (RFC 9110 5.5);
+                # Twisted refuses only NUL (and CR and LF, above).
                 self._reject(400, b"Bad Request")
                 return
         HTTPChannel.lineReceived(self, line)

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_proxy -*-
+# -*- test-case-name: tests.test_proxy,tests.test_requesthardening -*-
 """
 Request-target and Host helpers (RFC 9112 3.2, RFC 9110 7.2): pure, bytes
 in, answers out.
@@ -12,8 +12,10 @@ __all__ = ["REQUEST_ID", "UNSAFE_TARGET", "split_target", "valid_host"]
 
 
 #: Bytes that may not appear in a request target: controls, space, DEL,
-#: non-ASCII, and the backslash.
-UNSAFE_TARGET = re.compile(rb"[^\x21-\x7e]|\\")
+#: non-ASCII, the backslash, and C{"#"} (a fragment is never part of a
+#: request target, RFC 9112 3.2; a backend that cut it off would see
+#: another path than the one lbproxy routed and checked).
+UNSAFE_TARGET = re.compile(rb"[^\x21-\x7e]|[\\#]")
 
 #: An incoming request id is kept only if it is a plain token.
 REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:@+=/-]{1,200}$")

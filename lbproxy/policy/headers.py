@@ -9,7 +9,8 @@ Names are compared case-insensitively; values are passed through unchanged.
 
 from __future__ import annotations
 
-from typing import Iterable, List, Optional, Set, Tuple
+import re
+from typing import FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
 
 HeaderList = List[Tuple[bytes, bytes]]
 
@@ -33,6 +34,24 @@ FRAMING = frozenset([b"content-length"])
 
 _DROP_ALWAYS = HOP_BY_HOP | FRAMING
 
+#: A control character that may not appear in a field value (RFC 9110 5.5:
+#: only HTAB, visible ASCII, SP and obs-text): 0x00-0x1f but HTAB, and DEL.
+#: CR and LF are left out, so that the pattern can also run over a whole
+#: head, whose lines they end (bare ones are looked for separately).
+FIELD_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+#: What a client sends that is never forwarded, whatever C{Connection}
+#: says: hop-by-hop and framing fields, and C{Expect} (lbproxy answers it).
+REQUEST_DROP = _DROP_ALWAYS | frozenset([b"expect"])
+
+# The values of Connection most requests send, so that they cost a lookup.
+_COMMON_CONNECTION = {
+    b"keep-alive": REQUEST_DROP,
+    b"Keep-Alive": REQUEST_DROP,
+    b"close": REQUEST_DROP | frozenset([b"close"]),
+    b"Close": REQUEST_DROP | frozenset([b"close"]),
+}
+
 
 def connection_tokens(values: Iterable[bytes]) -> Set[bytes]:
     """
@@ -48,6 +67,28 @@ def connection_tokens(values: Iterable[bytes]) -> Set[bytes]:
             if token:
                 tokens.add(token)
     return tokens
+
+
+def request_drop_names(connection: Optional[Sequence[bytes]]) -> FrozenSet[bytes]:
+    """
+    The lower-cased names of the client's fields that are not forwarded:
+    L{REQUEST_DROP} and every name its C{Connection} fields list, except
+    C{Host}.  (Every C{Proxy-*} field, and every name with C{"_"}, are not
+    forwarded either; the caller tests those.)
+
+    @param connection: the raw values of every C{Connection} field, or
+        L{None} if there is none.
+    """
+    if connection is None:
+        return REQUEST_DROP
+    if len(connection) == 1:
+        common = _COMMON_CONNECTION.get(connection[0])
+        if common is not None:
+            return common
+    named = connection_tokens(connection)
+    # Connection may not remove what routing and the backend rely on.
+    named.discard(b"host")
+    return REQUEST_DROP | named
 
 
 def end_to_end(headers: Iterable[Tuple[bytes, bytes]]) -> HeaderList:
@@ -84,7 +125,10 @@ def forwarded_request_headers(
     """
     The headers a backend receives for a client request.
 
-    Hop-by-hop headers are removed (see L{end_to_end}). What a client says
+    C{headers} are end-to-end already: the client's hop-by-hop fields were
+    dropped when its headers were scanned (L{request_drop_names}), before
+    lbproxy added its own (header rules, the request id), so that a client
+    cannot name those in C{Connection} to strip them.  What a client says
     about where a request came from is believed only from a trusted proxy:
 
       - from a trusted peer, C{X-Forwarded-For} gets the peer appended (one
@@ -97,7 +141,7 @@ def forwarded_request_headers(
     C{X-Forwarded-Proto} and C{X-Forwarded-Host} are set to what this proxy
     saw when not kept. C{Host} is passed on unchanged.
 
-    @param headers: the client's header pairs, in order.
+    @param headers: the end-to-end header pairs to forward, in order.
     @param peer_ip: the address of the peer that connected to lbproxy.
     @param proto: C{b"http"} or C{b"https"}.
     @param host: the client's C{Host} header, or L{None}.
@@ -106,7 +150,7 @@ def forwarded_request_headers(
     kept = []
     forwarded_for = []
     seen_proto = seen_host = False
-    for name, value in end_to_end(headers):
+    for name, value in headers:
         lower = name.lower()
         if lower == b"x-forwarded-for":
             if trusted:

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_headers -*-
 """
-The headers the backend gets: hop-by-hop ones out, C{X-Forwarded-For},
-C{-Proto} and C{-Host} in (L{lbproxy.policy.headers.forwarded_request_headers}).
+The headers the backend gets: C{X-Forwarded-For}, C{-Proto} and C{-Host}
+in (L{lbproxy.policy.headers.forwarded_request_headers}).  The client's
+hop-by-hop fields are already out (L{lbproxy.stages.headerscan}).
 """
 
 from __future__ import annotations

@@ -3,6 +3,14 @@
 The one pass over the request headers: the pairs to forward, and the few
 values later stages read (C{Origin}, the incoming request id), so that no
 stage scans the headers again.
+
+The client's hop-by-hop fields are dropped here, before any stage adds
+its own (the request id, header rules, C{X-Forwarded-*}): a client's
+C{Connection} names what the client sent, never what lbproxy adds.
+
+Over HTTP/2 a control character in a field value gets 400 here (the C{h2}
+library refuses only NUL, CR and LF; over HTTP/1.x lbproxy's channel
+refuses them all before a request is formed).
 """
 
 from __future__ import annotations
@@ -11,6 +19,8 @@ from typing import Optional
 
 from lbproxy.pipeline.chain import Stage
 from lbproxy.pipeline.context import LocalReply, RequestContext
+from lbproxy.policy.headers import FIELD_CONTROL, request_drop_names
+from lbproxy.stages.target import BAD_REQUEST
 
 
 class ScanHeaders(Stage):
@@ -18,8 +28,15 @@ class ScanHeaders(Stage):
     Sets C{pairs}, C{origin}, C{requestId} (as sent, unchecked) and
     C{proto}.
 
-    C{Expect} is dropped (lbproxy answers it), and so is every name with
-    C{"_"}, as nginx does, since backends may read them as C{"-"}.
+    Dropped, so neither forwarded nor read by a later stage: hop-by-hop
+    and framing fields, every C{Proxy-*} field and every field the
+    client's C{Connection} names (except C{Host}); C{Expect} (lbproxy
+    answers it); and every name with C{"_"}, as nginx does, since backends
+    may read them as C{"-"}.  A request id the client names in
+    C{Connection} counts as not sent.
+
+    Refuses an HTTP/2 request with a control character other than HTAB in
+    a field value (C{400}).
     """
 
     name = "scan_headers"
@@ -34,14 +51,23 @@ class ScanHeaders(Stage):
         idName = self._idName
         origin = requestId = None
         pairs = []
-        for name, values in request.requestHeaders.getAllRawHeaders():
+        headers = request.requestHeaders
+        # HTTP/1.x heads were checked for controls by the channel.
+        controls = FIELD_CONTROL.search if request.clientproto == b"HTTP/2" else None
+        # (One lookup: Connection may come after the fields it names.)
+        drop = request_drop_names(headers.getRawHeaders(b"Connection"))
+        for name, values in headers.getAllRawHeaders():
+            if controls is not None:
+                for value in values:
+                    if controls(value) is not None:
+                        return BAD_REQUEST
             lower = name.lower()
+            if lower in drop or b"_" in name or lower.startswith(b"proxy-"):
+                continue
             if lower == b"origin":
                 origin = values[0]
             elif lower == idName:
                 requestId = values[0]
-            elif lower == b"expect" or b"_" in name:
-                continue
             for value in values:
                 pairs.append((name, value))
         context.pairs = pairs

@@ -1,9 +1,9 @@
-# -*- test-case-name: tests.test_pipeline -*-
+# -*- test-case-name: tests.test_pipeline,tests.test_requesthardening -*-
 """
 The request target and Host (RFC 9112 3.2, 3.2.2; RFC 9110 7.2): only
-origin-form and absolute-form targets of visible ASCII, one valid Host,
-the authority of an absolute-form target replacing Host.  Otherwise
-C{400} and close.
+origin-form and absolute-form targets of visible ASCII without C{"#"},
+one valid Host, the authority of an absolute-form target replacing Host.
+Otherwise C{400} and close.
 """
 
 from __future__ import annotations
@@ -35,10 +35,13 @@ class RequestTarget(Stage):
         authority, rawPath, query = split
         if UNSAFE_TARGET.search(uri) is not None:
             # Only visible ASCII in a request target (RFC 9112 3.2); a raw
-            # backslash means "/" to some backends but not to lbproxy.
+            # backslash means "/" to some backends but not to lbproxy; "#"
+            # starts a fragment, which is never sent (RFC 9112 3.2).
             return BAD_REQUEST
         hostHeader = hosts[0] if hosts else None
-        if hostHeader is None and authority is None and request.clientproto == b"HTTP/1.1":
+        if hostHeader is None and request.clientproto == b"HTTP/1.1":
+            # Every HTTP/1.1 request has a Host, whatever its target's form
+            # (RFC 9112 3.2); an absolute-form authority then replaces it.
             return BAD_REQUEST
         if authority is not None:
             # RFC 9112 3.2.2: the authority of an absolute-form target wins.
