@@ -318,6 +318,16 @@ class ServerTests(_Helpers):
     def test_accessLogFalse(self) -> None:
         self.assertIsNone(self.server(access_log=False).access_log)
 
+    def test_requestIdHeaderEndingInNewline(self) -> None:
+        """
+        A header name with a trailing newline is refused (a C{$} in a
+        pattern would have let it through).
+        """
+        self.assertEqual(self.server(request_id_header="X-Id").request_id_header, "X-Id")
+        self.assertServerError(
+            "server.request_id_header", "not a header name", request_id_header="X-Id\n"
+        )
+
     def test_accessLogPath(self) -> None:
         self.assertEqual(
             self.server(access_log="/var/log/lb.log").access_log, "/var/log/lb.log"

@@ -18,7 +18,7 @@ from typing import Any
 __all__ = ["ConfigError", "child_key", "describe", "quote"]
 
 #: A TOML bare key, written without quotes.
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+\Z")
 
 
 class ConfigError(Exception):

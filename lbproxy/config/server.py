@@ -63,7 +63,7 @@ _LIMITS = (
 _MAX_WORKERS = 256
 #: The largest listen backlog (the kernel caps it at net.core.somaxconn).
 _MAX_BACKLOG = 65535
-_REQUEST_ID_HEADER = re.compile(r"^[A-Za-z0-9-]+$")
+_REQUEST_ID_HEADER = re.compile(r"^[A-Za-z0-9-]+\Z")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ __all__ = [
     "probe_path",
 ]
 
-_HOST_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
+_HOST_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\Z")
 
 
 def hostname_problem(host: str) -> Optional[str]:
