@@ -298,7 +298,8 @@ def _statusLine(line: bytes) -> Tuple[bytes, int, bytes]:
     if len(parts) < 2 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0"):
         raise ProtocolError("invalid status line %r" % (line[:80],))
     code = parts[1]
-    if len(code) != 3 or not code.isdigit():
+    if len(code) != 3 or not code.isdigit() or not b"100" <= code <= b"599":
+        # Three digits, 100 to 599 (RFC 9110 15): 000, 099, 600 are not.
         raise ProtocolError("invalid status code %r" % (code[:10],))
     reason = parts[2] if len(parts) == 3 else b""
     return parts[0], int(code), reason
