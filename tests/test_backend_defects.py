@@ -33,7 +33,11 @@ class BackendTestCase(SynchronousTestCase):
         """
         client = self.proxy.client()
         client.send(request)
-        backend = self.proxy.accept()
+        if self.proxy.pending():
+            backend = self.proxy.accept()
+        else:
+            # A kept-alive connection carries it.
+            backend = self.proxy.backends[-1]
         backend.respond(response)
         return client, backend
 
@@ -63,3 +67,62 @@ class StatusCodeTests(BackendTestCase):
         """
         client, backend = self.exchange(b"HTTP/1.1 599 Odd\r\nContent-Length: 0\r\n\r\n")
         self.assertTrue(client.received().startswith(b"HTTP/1.1 599 Odd\r\n"))
+
+
+class ReasonPhraseTests(BackendTestCase):
+    """
+    A reason phrase is HTAB, SP, VCHAR and obs-text (RFC 9112 4), at most
+    512 bytes; any other is replaced by the code's standard phrase, and
+    the response is relayed.
+    """
+
+    def assertPhrase(self, statusLine: bytes, expected: bytes):
+        client, backend = self.exchange(statusLine + b"\r\nContent-Length: 5\r\n\r\nhello")
+        response = client.received()
+        self.assertEqual(response.split(b"\r\n", 1)[0], expected)
+        self.assertTrue(response.endswith(b"\r\n\r\nhello"))
+        self.assertFalse(backend.transport.aborted)
+
+    def test_controlCharacters(self):
+        for bad in (b"O\rK", b"O\x00K", b"O\x1b[2JK", b"O\x7fK", b"O\x01K"):
+            self.assertPhrase(b"HTTP/1.1 200 " + bad, b"HTTP/1.1 200 OK")
+        self.assertPhrase(b"HTTP/1.1 404 \x1b", b"HTTP/1.1 404 Not Found")
+
+    def test_tooLong(self):
+        self.assertPhrase(b"HTTP/1.1 200 " + b"x" * 60000, b"HTTP/1.1 200 OK")
+        self.assertPhrase(b"HTTP/1.1 200 " + b"x" * 513, b"HTTP/1.1 200 OK")
+
+    def test_valid(self):
+        """
+        Spaces, tabs, obs-text and up to 512 bytes pass as they are.
+        """
+        self.assertPhrase(b"HTTP/1.1 200 Fine \tand \xe9t\xe9", b"HTTP/1.1 200 Fine \tand \xe9t\xe9")
+        self.assertPhrase(b"HTTP/1.1 200 " + b"x" * 512, b"HTTP/1.1 200 " + b"x" * 512)
+
+    def test_headTooLarge(self):
+        """
+        A status line longer than the head limit (64 KiB) is a 502.
+        """
+        client, backend = self.exchange(b"HTTP/1.1 200 " + b"x" * (65 * 1024))
+        self.assertBadGateway(client, backend)
+
+
+class HeaderValueTests(BackendTestCase):
+    """
+    Control characters (0x00-0x1f except HTAB, and DEL) in a response
+    header value: 502 (RFC 9110 5.5).
+    """
+
+    def test_controlCharacters(self):
+        for bad in (b"\x01", b"\x1b", b"\x7f", b"\x0b", b"\x00", b"\r"):
+            client, backend = self.exchange(
+                b"HTTP/1.1 200 OK\r\nX-A: a" + bad + b"b\r\nContent-Length: 5\r\n\r\nhello"
+            )
+            self.assertBadGateway(client, backend)
+            self.assertNotIn(b"hello", client.received())
+
+    def test_tabAndObsText(self):
+        client, backend = self.exchange(
+            b"HTTP/1.1 200 OK\r\nX-A: a\tb \xffc\r\nContent-Length: 5\r\n\r\nhello"
+        )
+        self.assertIn(b"\r\nX-A: a\tb \xffc\r\n", client.received())

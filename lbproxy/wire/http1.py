@@ -17,12 +17,20 @@ HeaderList = List[Tuple[bytes, bytes]]
 MAX_HEAD = 64 * 1024
 #: Most digits a chunk-size line may have (16 hex digits is 2**64).
 MAX_CHUNK_SIZE_DIGITS = 16
+#: Longest reason phrase relayed; a longer one is replaced (by an empty
+#: one, for which the client side writes the code's standard phrase).
+MAX_REASON = 512
 
 #: A token (RFC 9110 5.6.2): methods, header names, coding names. "\\Z",
 #: not "$", which would also match before a trailing newline.
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _HEAD_END = re.compile(b"\n\r?\n")
+#: What a response head may not hold anywhere: a control character other
+#: than HTAB (and the LF and CR ending lines), DEL, or a CR not followed by
+#: LF. Reason phrases (RFC 9112 4) and field values (RFC 9110 5.5) are
+#: HTAB, SP, VCHAR and obs-text; field names are tokens anyway.
+_BAD_OCTET = re.compile(b"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)")
 
 
 class ProtocolError(Exception):
@@ -216,7 +224,19 @@ class ResponseParser:
         if len(head) > MAX_HEAD:
             raise ProtocolError("response head too large")
         lines = head.split(b"\n")
-        version, code, reason = _statusLine(lines[0].rstrip(b"\r"))
+        status = lines[0]
+        version, code, reason = _statusLine(status.rstrip(b"\r"))
+        # One scan of the whole head for control characters.
+        bad = _BAD_OCTET.search(head)
+        if bad is not None and bad.start() < len(status):
+            # In the reason phrase (the version and code are checked
+            # already): not relayed.
+            reason = b""
+            bad = _BAD_OCTET.search(head, len(status))
+        if bad is not None:
+            raise ProtocolError("control character in the response head")
+        if len(reason) > MAX_REASON:
+            reason = b""
         headers = _headerLines(lines[1:])
         if 100 <= code < 200:
             if code == 101:
@@ -346,8 +366,7 @@ def _headerLines(lines: Sequence[bytes]) -> HeaderList:
             if line[0] in b" \t":
                 raise ProtocolError("obsolete header line folding")
             raise ProtocolError("invalid header line %r" % (line[:80],))
+        # (Control characters were refused in _parseHead's scan.)
         value = value.strip(b" \t")
-        if b"\r" in value or b"\x00" in value:
-            raise ProtocolError("invalid character in header %r" % (name,))
         headers.append((name, value))
     return headers
