@@ -7,9 +7,14 @@ must not be reused.
 
 from __future__ import annotations
 
+from twisted.internet.error import ConnectionLost
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from lbproxy.testing import ProxyHarness
+from lbproxy.testing.tls import H2Client
+from tests.test_tls_proxy import TLSProxyTestCase
 
 CONFIG = {
     "server": {"connect_timeout": 2.0, "response_timeout": 10.0, "idle_timeout": 30.0},
@@ -21,9 +26,25 @@ GET = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
 
 
+def recordWarnings(case) -> list:
+    """
+    The text of every warning logged during the test C{case}.
+    """
+    seen: list = []
+
+    def observer(event):
+        if event.get("log_level") == LogLevel.warn:
+            seen.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observer)
+    case.addCleanup(globalLogPublisher.removeObserver, observer)
+    return seen
+
+
 class BackendTestCase(SynchronousTestCase):
     def setUp(self):
         self.proxy = ProxyHarness(CONFIG)
+        self.warnings = recordWarnings(self)
 
     def exchange(self, response: bytes, request: bytes = GET):
         """
@@ -126,3 +147,66 @@ class HeaderValueTests(BackendTestCase):
             b"HTTP/1.1 200 OK\r\nX-A: a\tb \xffc\r\nContent-Length: 5\r\n\r\nhello"
         )
         self.assertIn(b"\r\nX-A: a\tb \xffc\r\n", client.received())
+
+
+CLOSE_DELIMITED = b"HTTP/1.0 200 OK\r\n\r\n" + b"x" * 1000
+
+
+class CloseDelimitedResetTests(BackendTestCase):
+    """
+    Only a clean close (FIN) ends a close-delimited body; a reset aborts
+    the client's response, is logged as a warning naming the target, and
+    the access log does not show a complete 200.
+    """
+
+    def test_resetAbortsHTTP11(self):
+        client, backend = self.exchange(CLOSE_DELIMITED)
+        backend.close(Failure(ConnectionLost("reset")))
+        response = client.received()
+        self.assertTrue(response.startswith(b"HTTP/1.1 200 OK\r\n"))
+        self.assertNotIn(b"0\r\n\r\n", response)
+        self.assertTrue(client.transport.disconnecting)
+        self.assertIn(" 502 1000 ", self.proxy.logLines()[-1])
+        self.assertEqual(len(self.warnings), 1)
+        self.assertIn("10.2.0.1:9081", self.warnings[0])
+
+    def test_resetAbortsHTTP10(self):
+        """
+        An HTTP/1.0 client, whose body is close-delimited too, gets a
+        reset.
+        """
+        client, backend = self.exchange(CLOSE_DELIMITED, b"GET /a HTTP/1.0\r\n\r\n")
+        backend.close(Failure(ConnectionLost("reset")))
+        self.assertTrue(client.transport.aborted)
+        self.assertIn(" 502 1000 ", self.proxy.logLines()[-1])
+
+    def test_cleanCloseEnds(self):
+        client, backend = self.exchange(CLOSE_DELIMITED)
+        backend.close()
+        response = client.received()
+        self.assertTrue(response.endswith(b"x" * 1000 + b"\r\n0\r\n\r\n"))
+        self.assertFalse(client.transport.disconnecting)
+        self.assertIn(" 200 1000 ", self.proxy.logLines()[-1])
+        self.assertEqual(self.warnings, [])
+
+
+class CloseDelimitedResetHTTP2Tests(TLSProxyTestCase):
+    def test_resetResetsStream(self):
+        """
+        Over HTTP/2 the stream is reset (INTERNAL_ERROR), never ended.
+        """
+        tls, client, pump = self.connect(
+            "www.mango.com", alpn=(b"h2", b"http/1.1"), protocol=H2Client
+        )
+        pump.flush()
+        stream = client.request(b"GET", b"/", b"www.mango.com")
+        pump.flush()
+        backend = self.proxy.accept()
+        backend.respond(CLOSE_DELIMITED)
+        pump.flush()
+        backend.close(Failure(ConnectionLost("reset")))
+        pump.flush()
+        response = client.responses[stream]
+        self.assertEqual(response["body"], b"x" * 1000)
+        self.assertFalse(response["ended"])
+        self.assertEqual(response["reset"], 2)

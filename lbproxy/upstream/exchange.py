@@ -12,9 +12,10 @@ and handles every way this can fail:
     retried on a fresh connection or another target only if it is
     idempotent and has no body, else C{502};
   - no response head within C{response_timeout}: C{504};
-  - the backend dies after the response head: the client connection is
-    closed without completing the response (reset if the body is
-    close-delimited), so a truncated response never looks complete;
+  - the backend dies after the response head (a reset during a
+    close-delimited body too): the client connection is closed without
+    completing the response (reset if the body is close-delimited), so a
+    truncated response never looks complete, and it is logged as 502;
   - the client goes away: the backend request is abandoned.
 """
 
@@ -320,6 +321,9 @@ class Exchange:
                 target=self.target,
                 reason=_describe(reason),
             )
+            # Logged as a bad gateway: the status the client got heads a
+            # response that was cut short.
+            self.status = 502
             self._abortClient()
             return
         if not conn.responseStarted and not conn.reused:

@@ -172,13 +172,17 @@ class ResponseParser:
             else:
                 raise ProtocolError("data after the end of the response")
 
-    def eof(self) -> None:
+    def eof(self, clean: bool = True) -> None:
         """
         The backend closed the connection.
 
+        @param clean: whether it closed cleanly (a FIN): only that ends a
+            body delimited by the close; a reset cuts it short.
         @raise ProtocolError: if the response was incomplete.
         """
         if self._state == _UNTIL_CLOSE:
+            if not clean:
+                raise ProtocolError("connection lost during a close-delimited body")
             self._state = _DONE
             self.keepAlive = False
             self._handler.responseEnd()
