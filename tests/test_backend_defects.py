@@ -210,3 +210,78 @@ class CloseDelimitedResetHTTP2Tests(TLSProxyTestCase):
         self.assertEqual(response["body"], b"x" * 1000)
         self.assertFalse(response["ended"])
         self.assertEqual(response["reset"], 2)
+
+
+class FailureBeforeBodyTests(BackendTestCase):
+    """
+    The response head is written to the client with the first body byte:
+    a backend that fails before any (head then close, a bad first chunk
+    size) gets the client a whole 502, logged as 502, instead of an empty
+    200.
+    """
+
+    def assertReplaced(self, client, backend):
+        response = client.received()
+        self.assertTrue(response.startswith(b"HTTP/1.1 502 Bad Gateway\r\n"), response)
+        self.assertTrue(response.endswith(b"\r\n\r\n502 Bad Gateway\n"), response)
+        # Nothing of the backend's head is left.
+        self.assertNotIn(b"X-Backend", response)
+        self.assertEqual(response.count(b"Content-Length"), 1)
+        self.assertIn(" 502 ", self.proxy.logLines()[-1])
+        self.assertFalse(client.transport.disconnecting)
+        self.assertEqual(len(self.warnings), 1)
+        self.assertIn("10.2.0.1:9081", self.warnings[0])
+
+    def test_headThenClose(self):
+        client, backend = self.exchange(
+            b"HTTP/1.1 200 OK\r\nX-Backend: 1\r\nContent-Length: 100\r\n\r\n"
+        )
+        backend.close()
+        self.assertReplaced(client, backend)
+
+    def test_headThenReset(self):
+        client, backend = self.exchange(b"HTTP/1.0 200 OK\r\nX-Backend: 1\r\n\r\n")
+        backend.close(Failure(ConnectionLost("reset")))
+        self.assertReplaced(client, backend)
+
+    def test_badFirstChunkSize(self):
+        client, backend = self.exchange(
+            b"HTTP/1.1 200 OK\r\nX-Backend: 1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+        )
+        self.assertReplaced(client, backend)
+        self.assertTrue(backend.transport.aborted)
+
+    def test_connectionGoesOn(self):
+        """
+        The client's connection carries its next request as usual.
+        """
+        client, backend = self.exchange(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+        backend.close()
+        client.send(GET)
+        self.proxy.accept().respond(OK)
+        self.assertTrue(client.received().endswith(b"\r\n\r\nhello"))
+
+    def test_afterBodyByteAborts(self):
+        """
+        Once a body byte went out, the head went with it: the client's
+        response is aborted as before.
+        """
+        client, backend = self.exchange(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nx")
+        backend.close()
+        self.assertTrue(client.received().startswith(b"HTTP/1.1 200 OK\r\n"))
+        self.assertTrue(client.transport.disconnecting)
+
+
+class FailureBeforeBodyHTTP2Tests(TLSProxyTestCase):
+    def test_headThenClose(self):
+        tls, client, pump = self.connect("www.mango.com", alpn=(b"h2", b"http/1.1"), protocol=H2Client)
+        pump.flush()
+        stream = client.request(b"GET", b"/", b"www.mango.com")
+        pump.flush()
+        backend = self.proxy.accept()
+        backend.respond(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+        pump.flush()
+        backend.close()
+        pump.flush()
+        self.assertEqual(client.header(stream, b":status"), b"502")
+        self.assertTrue(client.responses[stream]["ended"])

@@ -12,6 +12,9 @@ and handles every way this can fail:
     retried on a fresh connection or another target only if it is
     idempotent and has no body, else C{502};
   - no response head within C{response_timeout}: C{504};
+  - the backend fails after its head but before any body byte: the head
+    was not written yet (it goes out with the first body byte), so the
+    client gets a C{502} instead;
   - the backend dies after the response head (a reset during a
     close-delimited body too): the client connection is closed without
     completing the response (reset if the body is close-delimited), so a
@@ -315,6 +318,17 @@ class Exchange:
         self._endAttempt()
         if self.done:
             return
+        if self._headSent and not self._request.startedWriting:
+            # The head goes out with the first body byte (or the end):
+            # nothing reached the client yet, so it gets a whole 502.
+            log.warn(
+                "backend {target} failed before its response body: {reason}",
+                target=self.target,
+                reason=_describe(reason),
+            )
+            self._retractHead()
+            self._localError(502, b"Bad Gateway")
+            return
         if self._headSent:
             log.warn(
                 "backend {target} failed mid-response: {reason}",
@@ -344,6 +358,21 @@ class Exchange:
             return
         log.warn("backend {target} failed: {reason}", target=self.target, reason=_describe(reason))
         self._localError(502, b"Bad Gateway")
+
+    def _retractHead(self) -> None:
+        """
+        Forget the backend's response head, set on the request but not yet
+        written, so that a local answer replaces it.
+        """
+        request = self._request
+        if request.producer is not None:
+            request.unregisterProducer()
+        out = request.responseHeaders
+        for name, _ in list(out.getAllRawHeaders()):
+            # Connection: close (closeAfterResponse) still holds.
+            if name.lower() != b"connection":
+                out.removeHeader(name)
+        self._headSent = False
 
     def _bodyTooLarge(self) -> None:
         """
