@@ -285,3 +285,60 @@ class FailureBeforeBodyHTTP2Tests(TLSProxyTestCase):
         pump.flush()
         self.assertEqual(client.header(stream, b":status"), b"502")
         self.assertTrue(client.responses[stream]["ended"])
+
+
+EVIL = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"
+
+
+class StrayBytesTests(BackendTestCase):
+    """
+    Bytes from a backend beyond a response's framing, or while no request
+    is outstanding, are never parsed as a response: the connection is
+    closed, never reused.
+    """
+
+    def assertFreshConnection(self, client, stray):
+        self.assertEqual(self.proxy.connections._idleSince, {})
+        client.send(GET)
+        self.assertEqual(self.proxy.pending(), ["10.2.0.1:9081"])
+        self.proxy.accept().respond(OK)
+        self.assertNotIn(b"evil", client.received())
+        self.assertTrue(client.received().endswith(b"hello"))
+        self.assertTrue(stray.transport.disconnecting)
+
+    def test_whileIdle(self):
+        """
+        A bodiless answer (HEAD), then bytes on the idle connection.
+        """
+        client, backend = self.exchange(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", b"HEAD /a HTTP/1.1\r\nHost: h\r\n\r\n"
+        )
+        self.assertEqual(len(self.proxy.connections._idleSince), 1)
+        backend.respond(EVIL)
+        self.assertFreshConnection(client, backend)
+
+    def test_afterBodilessResponse(self):
+        for head in (b"HTTP/1.1 204 No Content\r\n\r\n", b"HTTP/1.1 304 Not Modified\r\n\r\n"):
+            client, backend = self.exchange(head + EVIL)
+            self.assertTrue(client.received().startswith(head[:12]))
+            self.assertFreshConnection(client, backend)
+
+    def test_afterLengthAndChunked(self):
+        for response in (OK, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"):
+            client, backend = self.exchange(response + EVIL)
+            self.assertFreshConnection(client, backend)
+
+    def test_pipelinedNextRequest(self):
+        """
+        A request waiting behind a HEAD (pipelined) does not get the stray
+        bytes that came with the HEAD's answer as its response.
+        """
+        client = self.proxy.client()
+        client.send(b"HEAD /a HTTP/1.1\r\nHost: h\r\n\r\n" + GET)
+        backend = self.proxy.accept()
+        backend.respond(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n" + EVIL)
+        self.assertNotIn(b"evil", client.received())
+        self.assertEqual(self.proxy.pending(), ["10.2.0.1:9081"])
+        self.proxy.accept().respond(OK)
+        self.assertTrue(client.received().endswith(b"hello"))
+        self.assertNotIn(b"evil", client.received())

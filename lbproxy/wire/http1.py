@@ -143,7 +143,8 @@ class ResponseParser:
                 self._remaining = 0
                 if piece:
                     self._handler.responseBody(piece)
-                self._finish()
+                self._finish(data)
+                return
             elif state == _CHUNK_DATA:
                 if len(data) <= self._remaining:
                     self._remaining -= len(data)
@@ -168,7 +169,9 @@ class ResponseParser:
                     self._buffer = data
                     return
                 line, data = data[:end].rstrip(b"\r"), data[end + 1 :]
-                self._chunkLine(line)
+                if self._chunkLine(line):
+                    self._finish(data)
+                    return
             else:
                 raise ProtocolError("data after the end of the response")
 
@@ -189,11 +192,23 @@ class ResponseParser:
         elif self._state != _DONE:
             raise ProtocolError("connection closed before the response was complete")
 
-    def _finish(self) -> None:
+    def _finish(self, rest: bytes) -> None:
+        """
+        The response is complete; C{rest} came after it in the same read.
+        Those bytes are not a response to anything (one request at a time
+        is sent): they are dropped, never parsed as the next response
+        (the handler may send the next request on this connection from
+        C{responseEnd}), and the connection is not kept alive.
+        """
+        if rest:
+            self.keepAlive = False
         self._state = _DONE
         self._handler.responseEnd()
 
-    def _chunkLine(self, line: bytes) -> None:
+    def _chunkLine(self, line: bytes) -> bool:
+        """
+        One chunk framing line; whether it ended the response.
+        """
         if self._state == _CHUNK_CRLF:
             if line:
                 raise ProtocolError("chunk data not followed by CRLF")
@@ -210,8 +225,8 @@ class ResponseParser:
             self._state = _TRAILERS if self._remaining == 0 else _CHUNK_DATA
         else:
             # Trailers are read and dropped: lbproxy does not forward them.
-            if not line:
-                self._finish()
+            return not line
+        return False
 
     def _parseHead(self, data: bytes) -> bytes:
         # The head ends at the first empty line, whether lines end in CRLF
@@ -250,7 +265,8 @@ class ResponseParser:
         self._frame(version, code, headers)
         self._handler.responseHead(version, code, reason, headers)
         if self._state == _DONE:
-            self._handler.responseEnd()
+            self._finish(rest)
+            return b""
         return rest
 
     def _frame(self, version: bytes, code: int, headers: HeaderList) -> None:
