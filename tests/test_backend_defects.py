@@ -342,3 +342,39 @@ class StrayBytesTests(BackendTestCase):
         self.proxy.accept().respond(OK)
         self.assertTrue(client.received().endswith(b"hello"))
         self.assertNotIn(b"evil", client.received())
+
+
+EARLY_HINTS = b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\nConnection: x\r\n\r\n"
+
+
+class InformationalTests(BackendTestCase):
+    """
+    1xx responses other than 100 and 101 reach HTTP/1.1 clients before the
+    final response.
+    """
+
+    def test_earlyHints(self):
+        client, backend = self.exchange(EARLY_HINTS + OK)
+        response = client.received()
+        self.assertTrue(
+            response.startswith(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\n"),
+            response,
+        )
+        self.assertTrue(response.endswith(b"\r\n\r\nhello"))
+        self.assertIn(" 200 5 ", self.proxy.logLines()[-1])
+
+    def test_notForHTTP10(self):
+        client, backend = self.exchange(EARLY_HINTS + OK, b"GET /a HTTP/1.0\r\n\r\n")
+        self.assertTrue(client.received().startswith(b"HTTP/1.0 200 OK\r\n"))
+
+    def test_continueNotForwarded(self):
+        """
+        lbproxy answers C{Expect: 100-continue} itself; a backend's 100 is
+        not passed on.
+        """
+        client, backend = self.exchange(b"HTTP/1.1 100 Continue\r\n\r\n" + OK)
+        self.assertTrue(client.received().startswith(b"HTTP/1.1 200 OK\r\n"))
+
+    def test_invalidHintsHeader(self):
+        client, backend = self.exchange(b"HTTP/1.1 103 Early Hints\r\nLink: \x01\r\n\r\n" + OK)
+        self.assertBadGateway(client, backend)

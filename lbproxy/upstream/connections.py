@@ -144,6 +144,10 @@ class UpstreamConnection(Protocol):
         if self._handler is not None:
             self._handler.responseHead(version, code, reason, headers)
 
+    def responseInterim(self, code, reason, headers) -> None:
+        if self._handler is not None:
+            self._handler.responseInterim(code, reason, headers)
+
     def responseBody(self, data: bytes) -> None:
         if self._handler is not None:
             self._handler.responseBody(data)

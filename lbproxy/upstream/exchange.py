@@ -287,6 +287,15 @@ class Exchange:
             request.closeAfterResponse()
         request.registerProducer(self._conn, True)
 
+    def responseInterim(self, code, reason, headers) -> None:
+        """
+        A 1xx (103 Early Hints...) goes on to HTTP/1.1 clients, without
+        hop-by-hop headers; not 100 (lbproxy answers C{Expect} itself).
+        """
+        request = self._request
+        if code != 100 and not self.done and request.clientproto == b"HTTP/1.1":
+            request.writeInterim(code, reason, end_to_end(headers))
+
     def responseBody(self, data: bytes) -> None:
         if self.done:
             return
@@ -361,8 +370,7 @@ class Exchange:
 
     def _retractHead(self) -> None:
         """
-        Forget the backend's response head, set on the request but not yet
-        written, so that a local answer replaces it.
+        Forget the backend's head (set, not yet written) for a local answer.
         """
         request = self._request
         if request.producer is not None:

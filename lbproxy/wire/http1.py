@@ -85,7 +85,10 @@ class ResponseParser:
 
     The handler gets:
       - C{responseHead(version, code, reason, headers)} once per final
-        response (1xx interim responses are skipped),
+        response,
+      - C{responseInterim(code, reason, headers)} for each 1xx interim
+        response before it (101 is an error), if the handler has that
+        method,
       - C{responseBody(data)} for each piece of body,
       - C{responseEnd()} when the body is complete.
 
@@ -96,6 +99,8 @@ class ResponseParser:
 
     def __init__(self, handler) -> None:
         self._handler = handler
+        #: C{responseInterim(code, reason, headers)}, if the handler has it.
+        self._interim = getattr(handler, "responseInterim", None)
         self._state = _DONE
         self._buffer = b""
         self._remaining = 0
@@ -260,7 +265,10 @@ class ResponseParser:
         if 100 <= code < 200:
             if code == 101:
                 raise ProtocolError("unexpected 101 Switching Protocols")
-            # Interim response (100 Continue, 103 Early Hints): skip it.
+            # Interim response (100 Continue, 103 Early Hints): passed on
+            # to a handler that wants it, then the final one follows.
+            if self._interim is not None:
+                self._interim(code, reason, headers)
             return rest
         self._frame(version, code, headers)
         self._handler.responseHead(version, code, reason, headers)
