@@ -695,7 +695,7 @@ class NoBodyTests(SynchronousTestCase):
 
     def test_headThenBytesIsError(self) -> None:
         """
-        Body bytes after the head of a HEAD response are an error.
+        Body bytes fed after the head of a HEAD response are an error.
         """
         parser, handler = parse(
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", method=b"HEAD"
@@ -1235,9 +1235,51 @@ class ConnectionReuseTests(SynchronousTestCase):
 
     def test_bytesAfterResponse(self) -> None:
         """
-        Bytes after a complete response in the same feed are an error.
+        Bytes after a complete response in the same feed end it, but are
+        dropped, never parsed as a response, and the connection is not
+        kept alive.
         """
-        self.assertRaises(ProtocolError, parse, LENGTH_RESPONSE + b"X")
+        for response in (LENGTH_RESPONSE, CHUNKED_RESPONSE):
+            parser, handler = parse(response)
+            events = handler.coalesced()
+            self.assertTrue(parser.keepAlive)
+            parser, handler = parse(response + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            self.assertEqual(handler.coalesced(), events)
+            self.assertTrue(parser.done)
+            self.assertFalse(parser.keepAlive)
+
+    def test_bytesAfterBodilessResponse(self) -> None:
+        """
+        The same after a HEAD, 204 or zero-length response.
+        """
+        for response, method in [
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", b"HEAD"),
+            (b"HTTP/1.1 204 No Content\r\n\r\n", b"GET"),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", b"GET"),
+        ]:
+            parser, handler = parse(response + b"hello", method=method)
+            self.assertEqual(handler.events[-1], ("end",))
+            self.assertEqual(handler.body(), b"")
+            self.assertFalse(parser.keepAlive)
+
+    def test_nextRequestFromResponseEnd(self) -> None:
+        """
+        A handler that expects the next response from C{responseEnd} (a
+        pipelined request on the same connection) is not handed the bytes
+        that came after the previous one.
+        """
+
+        class Next(RecordingHandler):
+            def responseEnd(self) -> None:
+                RecordingHandler.responseEnd(self)
+                parser.expect(b"GET")
+
+        handler = Next()
+        parser = ResponseParser(handler)
+        parser.expect(b"GET")
+        parser.feed(LENGTH_RESPONSE + LENGTH_RESPONSE)
+        self.assertEqual(handler.coalesced(), LENGTH_EVENTS)
+        self.assertFalse(parser.keepAlive)
 
     def test_bytesAfterResponseLaterFeed(self) -> None:
         """
@@ -1245,12 +1287,6 @@ class ConnectionReuseTests(SynchronousTestCase):
         """
         parser, handler = parse(LENGTH_RESPONSE)
         self.assertRaises(ProtocolError, parser.feed, b"HTTP/1.1 200 OK\r\n")
-
-    def test_bytesAfterChunkedResponse(self) -> None:
-        """
-        Bytes after a complete chunked response are an error.
-        """
-        self.assertRaises(ProtocolError, parse, CHUNKED_RESPONSE + b"\r\n")
 
     def test_feedBeforeExpect(self) -> None:
         """

@@ -18,7 +18,7 @@ from typing import List, Optional
 from twisted.internet.interfaces import IPushProducer
 from twisted.web import server
 from twisted.python import failure
-from twisted.web.http import HTTPChannel, datetimeToString
+from twisted.web.http import RESPONSES, HTTPChannel, datetimeToString
 from twisted.web.server import Request as _Request, Site as _Site
 from zope.interface import implementer
 
@@ -258,6 +258,23 @@ class ProxyRequest(server.Request):
                 b"Date", [_httpDate(self.site.reactor.seconds())]
             )
         server.Request.write(self, data)
+
+    def writeInterim(self, code: int, reason: bytes, headers) -> None:
+        """
+        Write an informational (1xx) response head before the final
+        response (HTTP/1.1 only: the caller checks).
+
+        @param reason: the phrase, or empty for the code's standard one.
+        @param headers: C{(name, value)} pairs.
+        """
+        channel = self.channel
+        if channel is None or channel.transport is None or self.startedWriting:
+            return
+        parts = [b"HTTP/1.1 %d " % (code,), reason or RESPONSES.get(code, b""), b"\r\n"]
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(b"\r\n")
+        channel.transport.write(b"".join(parts))
 
     @property
     def bodyComplete(self) -> bool:

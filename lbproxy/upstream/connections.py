@@ -19,7 +19,7 @@ from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
     TCP6ClientEndpoint,
 )
-from twisted.internet.error import ConnectError, TimeoutError
+from twisted.internet.error import ConnectError, ConnectionDone, TimeoutError
 from twisted.internet.interfaces import IPushProducer, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
@@ -144,6 +144,10 @@ class UpstreamConnection(Protocol):
         if self._handler is not None:
             self._handler.responseHead(version, code, reason, headers)
 
+    def responseInterim(self, code, reason, headers) -> None:
+        if self._handler is not None:
+            self._handler.responseInterim(code, reason, headers)
+
     def responseBody(self, data: bytes) -> None:
         if self._handler is not None:
             self._handler.responseBody(data)
@@ -161,7 +165,10 @@ class UpstreamConnection(Protocol):
         self.connected = False
         if not self._responseDone:
             try:
-                self._parser.eof()
+                # Only a clean close ends a close-delimited body; a reset
+                # (or a TLS connection closed without close_notify, which
+                # Twisted reports as ConnectionLost) truncates it.
+                self._parser.eof(reason is None or reason.check(ConnectionDone) is not None)
             except ProtocolError as e:
                 # A failed TLS handshake says why (certificate not trusted,
                 # another name) rather than just "closed".

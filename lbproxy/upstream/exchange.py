@@ -12,9 +12,13 @@ and handles every way this can fail:
     retried on a fresh connection or another target only if it is
     idempotent and has no body, else C{502};
   - no response head within C{response_timeout}: C{504};
-  - the backend dies after the response head: the client connection is
-    closed without completing the response (reset if the body is
-    close-delimited), so a truncated response never looks complete;
+  - the backend fails after its head but before any body byte: the head
+    was not written yet (it goes out with the first body byte), so the
+    client gets a C{502} instead;
+  - the backend dies after the response head (a reset during a
+    close-delimited body too): the client connection is closed without
+    completing the response (reset if the body is close-delimited), so a
+    truncated response never looks complete, and it is logged as 502;
   - the client goes away: the backend request is abandoned.
 """
 
@@ -283,6 +287,15 @@ class Exchange:
             request.closeAfterResponse()
         request.registerProducer(self._conn, True)
 
+    def responseInterim(self, code, reason, headers) -> None:
+        """
+        A 1xx (103 Early Hints...) goes on to HTTP/1.1 clients, without
+        hop-by-hop headers; not 100 (lbproxy answers C{Expect} itself).
+        """
+        request = self._request
+        if code != 100 and not self.done and request.clientproto == b"HTTP/1.1":
+            request.writeInterim(code, reason, end_to_end(headers))
+
     def responseBody(self, data: bytes) -> None:
         if self.done:
             return
@@ -314,12 +327,26 @@ class Exchange:
         self._endAttempt()
         if self.done:
             return
+        if self._headSent and not self._request.startedWriting:
+            # The head goes out with the first body byte (or the end):
+            # nothing reached the client yet, so it gets a whole 502.
+            log.warn(
+                "backend {target} failed before its response body: {reason}",
+                target=self.target,
+                reason=_describe(reason),
+            )
+            self._retractHead()
+            self._localError(502, b"Bad Gateway")
+            return
         if self._headSent:
             log.warn(
                 "backend {target} failed mid-response: {reason}",
                 target=self.target,
                 reason=_describe(reason),
             )
+            # Logged as a bad gateway: the status the client got heads a
+            # response that was cut short.
+            self.status = 502
             self._abortClient()
             return
         if not conn.responseStarted and not conn.reused:
@@ -340,6 +367,20 @@ class Exchange:
             return
         log.warn("backend {target} failed: {reason}", target=self.target, reason=_describe(reason))
         self._localError(502, b"Bad Gateway")
+
+    def _retractHead(self) -> None:
+        """
+        Forget the backend's head (set, not yet written) for a local answer.
+        """
+        request = self._request
+        if request.producer is not None:
+            request.unregisterProducer()
+        out = request.responseHeaders
+        for name, _ in list(out.getAllRawHeaders()):
+            # Connection: close (closeAfterResponse) still holds.
+            if name.lower() != b"connection":
+                out.removeHeader(name)
+        self._headSent = False
 
     def _bodyTooLarge(self) -> None:
         """

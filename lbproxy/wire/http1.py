@@ -17,12 +17,20 @@ HeaderList = List[Tuple[bytes, bytes]]
 MAX_HEAD = 64 * 1024
 #: Most digits a chunk-size line may have (16 hex digits is 2**64).
 MAX_CHUNK_SIZE_DIGITS = 16
+#: Longest reason phrase relayed; a longer one is replaced (by an empty
+#: one, for which the client side writes the code's standard phrase).
+MAX_REASON = 512
 
 #: A token (RFC 9110 5.6.2): methods, header names, coding names. "\\Z",
 #: not "$", which would also match before a trailing newline.
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _HEAD_END = re.compile(b"\n\r?\n")
+#: What a response head may not hold anywhere: a control character other
+#: than HTAB (and the LF and CR ending lines), DEL, or a CR not followed by
+#: LF. Reason phrases (RFC 9112 4) and field values (RFC 9110 5.5) are
+#: HTAB, SP, VCHAR and obs-text; field names are tokens anyway.
+_BAD_OCTET = re.compile(b"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)")
 
 
 class ProtocolError(Exception):
@@ -77,7 +85,10 @@ class ResponseParser:
 
     The handler gets:
       - C{responseHead(version, code, reason, headers)} once per final
-        response (1xx interim responses are skipped),
+        response,
+      - C{responseInterim(code, reason, headers)} for each 1xx interim
+        response before it (101 is an error), if the handler has that
+        method,
       - C{responseBody(data)} for each piece of body,
       - C{responseEnd()} when the body is complete.
 
@@ -88,6 +99,8 @@ class ResponseParser:
 
     def __init__(self, handler) -> None:
         self._handler = handler
+        #: C{responseInterim(code, reason, headers)}, if the handler has it.
+        self._interim = getattr(handler, "responseInterim", None)
         self._state = _DONE
         self._buffer = b""
         self._remaining = 0
@@ -135,7 +148,8 @@ class ResponseParser:
                 self._remaining = 0
                 if piece:
                     self._handler.responseBody(piece)
-                self._finish()
+                self._finish(data)
+                return
             elif state == _CHUNK_DATA:
                 if len(data) <= self._remaining:
                     self._remaining -= len(data)
@@ -160,28 +174,46 @@ class ResponseParser:
                     self._buffer = data
                     return
                 line, data = data[:end].rstrip(b"\r"), data[end + 1 :]
-                self._chunkLine(line)
+                if self._chunkLine(line):
+                    self._finish(data)
+                    return
             else:
                 raise ProtocolError("data after the end of the response")
 
-    def eof(self) -> None:
+    def eof(self, clean: bool = True) -> None:
         """
         The backend closed the connection.
 
+        @param clean: whether it closed cleanly (a FIN): only that ends a
+            body delimited by the close; a reset cuts it short.
         @raise ProtocolError: if the response was incomplete.
         """
         if self._state == _UNTIL_CLOSE:
+            if not clean:
+                raise ProtocolError("connection lost during a close-delimited body")
             self._state = _DONE
             self.keepAlive = False
             self._handler.responseEnd()
         elif self._state != _DONE:
             raise ProtocolError("connection closed before the response was complete")
 
-    def _finish(self) -> None:
+    def _finish(self, rest: bytes) -> None:
+        """
+        The response is complete; C{rest} came after it in the same read.
+        Those bytes are not a response to anything (one request at a time
+        is sent): they are dropped, never parsed as the next response
+        (the handler may send the next request on this connection from
+        C{responseEnd}), and the connection is not kept alive.
+        """
+        if rest:
+            self.keepAlive = False
         self._state = _DONE
         self._handler.responseEnd()
 
-    def _chunkLine(self, line: bytes) -> None:
+    def _chunkLine(self, line: bytes) -> bool:
+        """
+        One chunk framing line; whether it ended the response.
+        """
         if self._state == _CHUNK_CRLF:
             if line:
                 raise ProtocolError("chunk data not followed by CRLF")
@@ -198,8 +230,8 @@ class ResponseParser:
             self._state = _TRAILERS if self._remaining == 0 else _CHUNK_DATA
         else:
             # Trailers are read and dropped: lbproxy does not forward them.
-            if not line:
-                self._finish()
+            return not line
+        return False
 
     def _parseHead(self, data: bytes) -> bytes:
         # The head ends at the first empty line, whether lines end in CRLF
@@ -216,17 +248,33 @@ class ResponseParser:
         if len(head) > MAX_HEAD:
             raise ProtocolError("response head too large")
         lines = head.split(b"\n")
-        version, code, reason = _statusLine(lines[0].rstrip(b"\r"))
+        status = lines[0]
+        version, code, reason = _statusLine(status.rstrip(b"\r"))
+        # One scan of the whole head for control characters.
+        bad = _BAD_OCTET.search(head)
+        if bad is not None and bad.start() < len(status):
+            # In the reason phrase (the version and code are checked
+            # already): not relayed.
+            reason = b""
+            bad = _BAD_OCTET.search(head, len(status))
+        if bad is not None:
+            raise ProtocolError("control character in the response head")
+        if len(reason) > MAX_REASON:
+            reason = b""
         headers = _headerLines(lines[1:])
         if 100 <= code < 200:
             if code == 101:
                 raise ProtocolError("unexpected 101 Switching Protocols")
-            # Interim response (100 Continue, 103 Early Hints): skip it.
+            # Interim response (100 Continue, 103 Early Hints): passed on
+            # to a handler that wants it, then the final one follows.
+            if self._interim is not None:
+                self._interim(code, reason, headers)
             return rest
         self._frame(version, code, headers)
         self._handler.responseHead(version, code, reason, headers)
         if self._state == _DONE:
-            self._handler.responseEnd()
+            self._finish(rest)
+            return b""
         return rest
 
     def _frame(self, version: bytes, code: int, headers: HeaderList) -> None:
@@ -298,7 +346,8 @@ def _statusLine(line: bytes) -> Tuple[bytes, int, bytes]:
     if len(parts) < 2 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0"):
         raise ProtocolError("invalid status line %r" % (line[:80],))
     code = parts[1]
-    if len(code) != 3 or not code.isdigit():
+    if len(code) != 3 or not code.isdigit() or not b"100" <= code <= b"599":
+        # Three digits, 100 to 599 (RFC 9110 15): 000, 099, 600 are not.
         raise ProtocolError("invalid status code %r" % (code[:10],))
     reason = parts[2] if len(parts) == 3 else b""
     return parts[0], int(code), reason
@@ -345,8 +394,7 @@ def _headerLines(lines: Sequence[bytes]) -> HeaderList:
             if line[0] in b" \t":
                 raise ProtocolError("obsolete header line folding")
             raise ProtocolError("invalid header line %r" % (line[:80],))
+        # (Control characters were refused in _parseHead's scan.)
         value = value.strip(b" \t")
-        if b"\r" in value or b"\x00" in value:
-            raise ProtocolError("invalid character in header %r" % (name,))
         headers.append((name, value))
     return headers
