@@ -16,7 +16,7 @@ from twisted.web.http import _DataLoss, _MalformedChunkedDataError
 
 from lbproxy.wire.http1 import MAX_CHUNK_SIZE_DIGITS
 
-__all__ = ["MAX_TRAILERS", "StrictChunkedDecoder"]
+__all__ = ["MAX_LINE", "MAX_TRAILERS", "StrictChunkedDecoder"]
 
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 #: Characters allowed in a chunk extension (token, "=", quoted-string
@@ -24,6 +24,9 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 _EXT_FORBIDDEN = frozenset(range(0, 32)) - {9} | {127}
 #: The longest trailer section accepted (it is read and dropped).
 MAX_TRAILERS = 16 * 1024
+#: The longest chunk-size line (size and extensions) or trailer line, CRLF
+#: not included.
+MAX_LINE = 4096
 
 
 class StrictChunkedDecoder:
@@ -69,10 +72,14 @@ class StrictChunkedDecoder:
             else:
                 end = data.find(b"\r\n")
                 if end < 0:
-                    if len(data) > 4096 or b"\n" in data:
+                    # The line so far (a last CR may start its CRLF).
+                    if len(data) - data.endswith(b"\r") > MAX_LINE or b"\n" in data:
                         raise _MalformedChunkedDataError("chunk framing line invalid")
                     self._buffer = data
                     return
+                if end > MAX_LINE:
+                    # However the bytes arrived: in one read or many.
+                    raise _MalformedChunkedDataError("chunk framing line too long")
                 line, data = data[:end], data[end + 2 :]
                 if self._line(line):
                     self._state = self._DONE
