@@ -44,6 +44,10 @@ MALFORMED = {
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
     "transferEncodingObfuscated":
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n",
+    "transferEncodingHttp10":
+        b"POST / HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    "transferEncodingHttp10NoHost":
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     "transferEncodingTwice":
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
@@ -469,6 +473,21 @@ class QuickHeadTests(SynchronousTestCase):
             self.assertTrue(client.received().startswith(b"HTTP/1.1 400 "), name)
             self.assertTrue(client.transport.disconnecting, name)
             self.assertEqual(proxy.backends, [], name)
+
+    def test_malformedInOddSplits(self):
+        """
+        Every malformed request is refused just the same when it arrives in
+        odd pieces.
+        """
+        for size in (2, 3, 7, 13):
+            for name, data in MALFORMED.items():
+                proxy = ProxyHarness(CONFIG)
+                client = proxy.client()
+                for i in range(0, len(data), size):
+                    client.send(data[i : i + size])
+                self.assertTrue(client.received().startswith(b"HTTP/1.1 400 "), (name, size))
+                self.assertTrue(client.transport.disconnecting, (name, size))
+                self.assertEqual(proxy.backends, [], (name, size))
 
     def test_sameForwardedEitherWay(self):
         """

@@ -12,6 +12,7 @@ through or handles too leniently:
   - a request head with bare-LF line endings (Twisted waits for a CRLF
     that never comes): 400;
   - C{Transfer-Encoding: identity} (Twisted ignores it): 400;
+  - C{Transfer-Encoding} in an HTTP/1.0 request (Twisted decodes it): 400;
   - chunk sizes with more than 16 hex digits (Twisted accepts them):
     400, through L{lbproxy.frontend.chunked.StrictChunkedDecoder};
   - a request line over C{max_request_line}: 414; a head over
@@ -80,7 +81,8 @@ class GuardedChannel(HTTPChannel):
     #   - _buffer (LineReceiver's partial line): bare-LF detection, and
     #     whether a request has started when the header timer fires;
     #   - _handlingRequest, _command, _path, _version: the quick path fills
-    #     what HTTPChannel.lineReceived would have;
+    #     what HTTPChannel.lineReceived would have (and _version refuses
+    #     Transfer-Encoding in HTTP/1.0);
     #   - _maybeChooseTransferDecoder, _failChooseTransferDecoder,
     #     _transferDecoder, _finishRequestBody: the strict chunked decoder
     #     replaces Twisted's and Transfer-Encoding: identity is refused;
@@ -345,8 +347,12 @@ class GuardedChannel(HTTPChannel):
         # _failChooseTransferDecoder (Twisted 24.10 and later); without
         # them, identity and over-long chunk sizes would pass
         # (tests.test_hygiene.MalformedTests).
-        if header == b"Transfer-Encoding" and data.lower() != b"chunked":
-            # Only "chunked" is accepted; Twisted ignores "identity".
+        if header == b"Transfer-Encoding" and (
+            data.lower() != b"chunked" or self._version != b"HTTP/1.1"
+        ):
+            # Only "chunked" is accepted; Twisted ignores "identity". In an
+            # HTTP/1.0 request the framing is faulty (RFC 9112 6.1): an
+            # HTTP/1.0 hop may not have understood it.
             return self._failChooseTransferDecoder()
         if not HTTPChannel._maybeChooseTransferDecoder(self, header, data):
             return False
