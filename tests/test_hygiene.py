@@ -61,6 +61,11 @@ MALFORMED = {
     "lfInValue": b"GET / HTTP/1.1\r\nHost: h\r\nX-A: a\nb\r\n\r\n",
     "bareLineFeeds": b"GET / HTTP/1.1\nHost: h\n\n",
     "bareLineFeedAfterRequestLine": b"GET / HTTP/1.1\r\nHost: h\nX-A: b\r\n\r\n",
+    "bareCarriageReturns": b"GET / HTTP/1.1\rHost: h\r\r",
+    "bareCarriageReturnInRequestLine": b"GET / HTTP/1.1\rHost: h\r\n\r\n",
+    "bareCarriageReturnAfterRequestLine": b"GET / HTTP/1.1\r\nHost: h\rX-A: b\r\r",
+    "bareCarriageReturnsWithBody":
+        b"POST / HTTP/1.1\rHost: h\rContent-Length: 5\r\rhello",
     "chunkSizeNegative": CHUNKED + b"-1\r\n",
     "chunkSizePrefix": CHUNKED + b"0x5\r\nhello\r\n0\r\n\r\n",
     "chunkSizePlus": CHUNKED + b"+5\r\nhello\r\n0\r\n\r\n",

@@ -9,8 +9,8 @@ framing headers, bad Content-Length values); this adds what it lets
 through or handles too leniently:
 
   - obsolete line folding (Twisted joins it silently): 400;
-  - a request head with bare-LF line endings (Twisted waits for a CRLF
-    that never comes): 400;
+  - a request head with bare-LF or bare-CR line endings (Twisted waits
+    for a CRLF that never comes): 400 at once;
   - C{Transfer-Encoding: identity} (Twisted ignores it): 400;
   - C{Transfer-Encoding} in an HTTP/1.0 request (Twisted decodes it): 400;
   - chunk sizes with more than 16 hex digits (Twisted accepts them):
@@ -78,7 +78,7 @@ class GuardedChannel(HTTPChannel):
     # a Twisted release may rename them (tests/test_hygiene.py then fails):
     #   - _HTTPChannel__first_line (1 before a request line, 0 in headers):
     #     which limit a long line breaks (414 or 431), and the quick path;
-    #   - _buffer (LineReceiver's partial line): bare-LF detection, and
+    #   - _buffer (LineReceiver's partial line): bare LF and CR detection, and
     #     whether a request has started when the header timer fires;
     #   - _handlingRequest, _command, _path, _version: the quick path fills
     #     what HTTPChannel.lineReceived would have (and _version refuses
@@ -237,9 +237,13 @@ class GuardedChannel(HTTPChannel):
                 # The request was answered at once; another one follows.
                 self._arm("header", self.limits.header_timeout)
         HTTPChannel.dataReceived(self, data)
-        if self.line_mode and not self._discarding and b"\n" in self._buffer:
-            # A line ended with a bare LF: Twisted would wait for a CRLF.
-            self._reject(400, b"Bad Request")
+        if self.line_mode and not self._discarding:
+            # What is left is part of a line, without its CRLF. A bare LF in
+            # it, or a CR not at its end (so not the start of a CRLF):
+            # Twisted would wait for a CRLF that never comes.
+            rest = self._buffer
+            if rest and (b"\n" in rest or rest.find(b"\r", 0, len(rest) - 1) >= 0):
+                self._reject(400, b"Bad Request")
 
     def _quickHead(self, data: bytes) -> Optional[int]:
         """
