@@ -12,7 +12,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.http import _MalformedChunkedDataError  # Twisted's, as the decoder raises it
 
-from lbproxy.frontend.chunked import MAX_LINE, StrictChunkedDecoder
+from lbproxy.frontend.chunked import MAX_LINE, MIN_FRAMING, StrictChunkedDecoder
 from lbproxy.testing import ProxyHarness
 
 CONFIG = {
@@ -166,3 +166,77 @@ class LineLimitTests(SplitTestCase):
         data = b"5\r\nhello\r\n0\r\n" + trailer + b"\r\n\r\n"
         self.assertMalformed(data)
         self.assertRefused(data)
+
+
+def chunks(size: int, count: int, extension: bytes = b"") -> bytes:
+    """
+    C{count} chunks of C{size} bytes each, then the last chunk.
+    """
+    return b"%x%s\r\n%s\r\n" % (size, extension, b"x" * size) * count + b"0\r\n\r\n"
+
+
+class ManyChunksTests(SplitTestCase):
+    """
+    Many small chunks: decoded in one pass per read, and refused once their
+    framing outweighs their payload (past L{MIN_FRAMING} bytes of framing).
+    """
+
+    def test_onePiecePerRead(self):
+        """
+        The chunk data of one read is passed on in one piece.
+        """
+        received = []
+        decoder = StrictChunkedDecoder(received.append, received.append)
+        decoder.dataReceived(chunks(3, 1000)[:-5])
+        self.assertEqual(received, [b"x" * 3000])
+        decoder.dataReceived(b"0\r\n\r\nrest")
+        self.assertEqual(received, [b"x" * 3000, b"rest"])
+
+    def test_tinyChunksBelowMinimum(self):
+        """
+        Tiny chunks are fine while their framing stays under L{MIN_FRAMING}.
+        """
+        count = MIN_FRAMING // 5 - 1
+        data = chunks(1, count)
+        self.assertDecoded(data, b"x" * count)
+
+    def test_tinyChunksRefused(self):
+        """
+        1-byte chunks (5 bytes of framing each) are refused once their
+        framing passes L{MIN_FRAMING}, however they arrive.
+        """
+        data = chunks(1, MIN_FRAMING // 5 + 100)
+        self.assertMalformed(data)
+        self.assertRefused(data)
+
+    def test_ratioBoundary(self):
+        """
+        Less framing than payload is accepted (6-byte chunks have 5 bytes of
+        framing), more is not (4-byte chunks).
+        """
+        count = 2 * MIN_FRAMING // 5
+        self.assertEqual(decode(chunks(6, count)), (b"x" * 6 * count, b""))
+        self.assertRaises(_MalformedChunkedDataError, decode, chunks(4, count))
+
+    def test_longExtensions(self):
+        """
+        Extensions count as framing: long ones on small chunks are refused
+        after L{MIN_FRAMING} bytes.
+        """
+        data = chunks(16, 100, b";x=" + b"a" * 1000)
+        self.assertMalformed(data)
+
+    def test_bigChunkMakesRoom(self):
+        """
+        The payload counts from its size line: a big chunk first makes room
+        for framing afterwards.
+        """
+        data = b"100000\r\n" + b"y" * 0x100000 + b"\r\n" + chunks(1, 30000)
+        body, rest = decode(data)
+        self.assertEqual((len(body), rest), (0x100000 + 30000, b""))
+
+    def test_bareCarriageReturnInSizeLine(self):
+        """
+        A CR inside a size line is refused before the line ends.
+        """
+        self.assertMalformed(b"5\rx")
