@@ -44,6 +44,10 @@ MALFORMED = {
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
     "transferEncodingObfuscated":
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n",
+    "transferEncodingHttp10":
+        b"POST / HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    "transferEncodingHttp10NoHost":
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     "transferEncodingTwice":
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
@@ -57,6 +61,11 @@ MALFORMED = {
     "lfInValue": b"GET / HTTP/1.1\r\nHost: h\r\nX-A: a\nb\r\n\r\n",
     "bareLineFeeds": b"GET / HTTP/1.1\nHost: h\n\n",
     "bareLineFeedAfterRequestLine": b"GET / HTTP/1.1\r\nHost: h\nX-A: b\r\n\r\n",
+    "bareCarriageReturns": b"GET / HTTP/1.1\rHost: h\r\r",
+    "bareCarriageReturnInRequestLine": b"GET / HTTP/1.1\rHost: h\r\n\r\n",
+    "bareCarriageReturnAfterRequestLine": b"GET / HTTP/1.1\r\nHost: h\rX-A: b\r\r",
+    "bareCarriageReturnsWithBody":
+        b"POST / HTTP/1.1\rHost: h\rContent-Length: 5\r\rhello",
     "chunkSizeNegative": CHUNKED + b"-1\r\n",
     "chunkSizePrefix": CHUNKED + b"0x5\r\nhello\r\n0\r\n\r\n",
     "chunkSizePlus": CHUNKED + b"+5\r\nhello\r\n0\r\n\r\n",
@@ -298,6 +307,83 @@ class TimeoutTests(SynchronousTestCase):
         self.assertTrue(self.client.received().startswith(b"HTTP/1.1 408 "))
         self.assertTrue(backend.transport.aborted)
 
+    def assertBodyCut(self, backend, status: bytes = b"408") -> None:
+        """
+        The client got C{status} (or, once the response had begun, just the
+        close), the backend connection was aborted before the body was
+        complete, and the request was logged with that status.
+        """
+        self.assertTrue(self.client.transport.disconnecting)
+        self.assertTrue(backend.transport.aborted)
+        self.assertFalse(backend.received().endswith(b"0\r\n\r\n"))
+        self.assertIn('" %s ' % (status.decode(),), self.proxy.logLines()[-1])
+
+    def test_chunkedBodyStalled(self):
+        """
+        A chunked body that stops mid-chunk, after the request was
+        forwarded, is cut after client_body_timeout with no bytes: 408.
+        """
+        self.client.send(CHUNKED.replace(b"POST /", b"POST /big") + b"10\r\nabcd")
+        backend = self.proxy.accept()
+        self.proxy.reactor.advance(29)
+        self.client.send(b"ef")
+        self.proxy.reactor.advance(29.9)
+        self.assertFalse(self.client.transport.disconnecting)
+        self.proxy.reactor.advance(0.1)
+        self.assertTrue(self.client.received().startswith(b"HTTP/1.1 408 "))
+        self.assertBodyCut(backend)
+
+    def test_chunkedBodyStalledInSizeLine(self):
+        """
+        Stopping inside a chunk-size line is stalling too.
+        """
+        self.client.send(CHUNKED.replace(b"POST /", b"POST /big") + b"2\r\nab\r\n1")
+        backend = self.proxy.accept()
+        self.proxy.reactor.advance(30)
+        self.assertTrue(self.client.received().startswith(b"HTTP/1.1 408 "))
+        self.assertBodyCut(backend)
+
+    def test_bodyStalledWhileConnecting(self):
+        """
+        A body that stalls before the backend connection is made: the
+        connection, once made, is aborted when the body times out.
+        """
+        self.client.send(b"POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nab")
+        self.proxy.reactor.advance(2)
+        backend = self.proxy.accept()
+        self.proxy.reactor.advance(28)
+        self.assertTrue(self.client.received().startswith(b"HTTP/1.1 408 "))
+        self.assertBodyCut(backend)
+
+    def test_bodyStalledAfterResponseBegan(self):
+        """
+        A backend may answer while the body streams; a body that then stalls
+        is cut all the same: the client connection is closed (its response
+        cannot be completed) and the backend connection aborted.
+        """
+        self.client.send(CHUNKED.replace(b"POST /", b"POST /big") + b"2\r\nab\r\n")
+        backend = self.proxy.accept()
+        backend.respond(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        self.proxy.reactor.advance(30)
+        self.assertNotIn(b"408", self.client.received())
+        self.assertBodyCut(backend, b"408")
+
+    def test_deadlineWhileBackendPaused(self):
+        """
+        While the backend does not read, the client is not timed out for a
+        stalled body, but the request deadline still ends it; the backend
+        connection is aborted and reading from the client is not resumed.
+        """
+        self.client.send(b"POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nab")
+        backend = self.proxy.accept()
+        backend.transport.producer.pauseProducing()
+        self.proxy.reactor.advance(99)
+        self.assertEqual(self.client.received(), b"")
+        self.proxy.reactor.advance(1)
+        self.assertTrue(self.client.received().startswith(b"HTTP/1.1 408 "))
+        self.assertBodyCut(backend)
+        self.assertEqual(self.client.transport.producerState, "paused")
+
     def test_requestDeadline(self):
         """
         A body that keeps trickling in is cut off at client_request_timeout.
@@ -469,6 +555,21 @@ class QuickHeadTests(SynchronousTestCase):
             self.assertTrue(client.received().startswith(b"HTTP/1.1 400 "), name)
             self.assertTrue(client.transport.disconnecting, name)
             self.assertEqual(proxy.backends, [], name)
+
+    def test_malformedInOddSplits(self):
+        """
+        Every malformed request is refused just the same when it arrives in
+        odd pieces.
+        """
+        for size in (2, 3, 7, 13):
+            for name, data in MALFORMED.items():
+                proxy = ProxyHarness(CONFIG)
+                client = proxy.client()
+                for i in range(0, len(data), size):
+                    client.send(data[i : i + size])
+                self.assertTrue(client.received().startswith(b"HTTP/1.1 400 "), (name, size))
+                self.assertTrue(client.transport.disconnecting, (name, size))
+                self.assertEqual(proxy.backends, [], (name, size))
 
     def test_sameForwardedEitherWay(self):
         """

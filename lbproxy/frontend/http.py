@@ -417,7 +417,9 @@ class ProxyChannel(GuardedChannel):
         if self._bodyPaused:
             self._bodyPaused = False
             self.resumeBodyTimer()
-            if not self._waitingForTransport:
+            # A connection rejected or given up (its close under way) is not
+            # read again: the body's end is not wanted.
+            if not self._waitingForTransport and not self._discarding:
                 self._networkProducer.resumeProducing()
 
     def _send100Continue(self) -> None:

@@ -11,9 +11,10 @@ through or handles too leniently:
   - obsolete line folding (Twisted joins it silently): 400;
   - a control character other than HTAB in a header line (Twisted
     refuses only NUL, CR and LF): 400;
-  - a request head with bare-LF line endings (Twisted waits for a CRLF
-    that never comes): 400;
+  - a request head with bare-LF or bare-CR line endings (Twisted waits
+    for a CRLF that never comes): 400 at once;
   - C{Transfer-Encoding: identity} (Twisted ignores it): 400;
+  - C{Transfer-Encoding} in an HTTP/1.0 request (Twisted decodes it): 400;
   - chunk sizes with more than 16 hex digits (Twisted accepts them):
     400, through L{lbproxy.frontend.chunked.StrictChunkedDecoder};
   - a request line over C{max_request_line}: 414; a head over
@@ -80,10 +81,11 @@ class GuardedChannel(HTTPChannel):
     # a Twisted release may rename them (tests/test_hygiene.py then fails):
     #   - _HTTPChannel__first_line (1 before a request line, 0 in headers):
     #     which limit a long line breaks (414 or 431), and the quick path;
-    #   - _buffer (LineReceiver's partial line): bare-LF detection, and
+    #   - _buffer (LineReceiver's partial line): bare LF and CR detection, and
     #     whether a request has started when the header timer fires;
     #   - _handlingRequest, _command, _path, _version: the quick path fills
-    #     what HTTPChannel.lineReceived would have;
+    #     what HTTPChannel.lineReceived would have (and _version refuses
+    #     Transfer-Encoding in HTTP/1.0);
     #   - _maybeChooseTransferDecoder, _failChooseTransferDecoder,
     #     _transferDecoder, _finishRequestBody: the strict chunked decoder
     #     replaces Twisted's and Transfer-Encoding: identity is refused;
@@ -238,9 +240,13 @@ class GuardedChannel(HTTPChannel):
                 # The request was answered at once; another one follows.
                 self._arm("header", self.limits.header_timeout)
         HTTPChannel.dataReceived(self, data)
-        if self.line_mode and not self._discarding and b"\n" in self._buffer:
-            # A line ended with a bare LF: Twisted would wait for a CRLF.
-            self._reject(400, b"Bad Request")
+        if self.line_mode and not self._discarding:
+            # What is left is part of a line, without its CRLF. A bare LF in
+            # it, or a CR not at its end (so not the start of a CRLF):
+            # Twisted would wait for a CRLF that never comes.
+            rest = self._buffer
+            if rest and (b"\n" in rest or rest.find(b"\r", 0, len(rest) - 1) >= 0):
+                self._reject(400, b"Bad Request")
 
     def _quickHead(self, data: bytes) -> Optional[int]:
         """
@@ -353,8 +359,12 @@ class GuardedChannel(HTTPChannel):
         # _failChooseTransferDecoder (Twisted 24.10 and later); without
         # them, identity and over-long chunk sizes would pass
         # (tests.test_hygiene.MalformedTests).
-        if header == b"Transfer-Encoding" and data.lower() != b"chunked":
-            # Only "chunked" is accepted; Twisted ignores "identity".
+        if header == b"Transfer-Encoding" and (
+            data.lower() != b"chunked" or self._version != b"HTTP/1.1"
+        ):
+            # Only "chunked" is accepted; Twisted ignores "identity". In an
+            # HTTP/1.0 request the framing is faulty (RFC 9112 6.1): an
+            # HTTP/1.0 hop may not have understood it.
             return self._failChooseTransferDecoder()
         if not HTTPChannel._maybeChooseTransferDecoder(self, header, data):
             return False
