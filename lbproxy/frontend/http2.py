@@ -35,6 +35,7 @@ from twisted.internet.interfaces import IProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from lbproxy.frontend.h2guard import connectTarget, isExtendedConnect
 from lbproxy.frontend.http import ProxyChannel
 
 try:
@@ -147,10 +148,20 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
     # streaming request bodies, flow control after an early response, or
     # resets would break (tests.test_tls_proxy's HTTP/2 tests).
     def _requestReceived(self, event) -> None:
+        if isExtendedConnect(event.headers):
+            # No stream, no request: lbproxy has no tunnel to offer.
+            self._refuse(event, b"501")
+            return
         H2Connection._requestReceived(self, event)
         stream = self.streams.get(event.stream_id)
         if stream is None:
             return
+        if stream.path is None:
+            # A CONNECT (the only request without :path; h2 checks): its
+            # target is the authority, as on an HTTP/1.1 request line, and
+            # the pipeline answers 400 as it does there.  (Twisted would
+            # begin the request with no path and fail.)
+            stream.path = connectTarget(event.headers) or b""
         request = stream.inbound.request
         # RFC 9113 8.2.3: an HTTP/2 client may split Cookie into several
         # fields; an HTTP/1.1 backend must get them as one.
@@ -163,6 +174,24 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
             request.gotLength(0)
         elif getattr(request, "body", None) is not None:
             request.headersReceived(stream.command, stream.path, b"HTTP/2")
+
+    def _refuse(self, event, status: bytes) -> None:
+        """
+        Answer a request's stream C{status} with no body, without making a
+        stream or request of it; reset the stream (C{NO_ERROR}) if the
+        client has not ended it, so that it sends no body.  Its later
+        frames find no stream, as for a stream whose response is over.
+        """
+        streamID = event.stream_id
+        try:
+            self.conn.send_headers(
+                streamID, [(b":status", status), (b"content-length", b"0")], end_stream=True
+            )
+            if event.stream_ended is None:
+                self.conn.reset_stream(streamID, error_code=h2.errors.ErrorCodes.NO_ERROR)
+        except h2.exceptions.H2Error:
+            return
+        self._tryToWriteControlData()
 
     def _requestDataReceived(self, event) -> None:
         if event.stream_id not in self.streams:
