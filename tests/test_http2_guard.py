@@ -7,6 +7,8 @@ floods (L{lbproxy.frontend.h2guard}).
 from __future__ import annotations
 
 import h2.errors
+import h2.exceptions
+from hyperframe.frame import RstStreamFrame
 
 from tests.test_tls_proxy import OK, TLSProxyTestCase
 from lbproxy.testing.tls import H2Client
@@ -27,11 +29,36 @@ class H2GuardTestCase(TLSProxyTestCase):
         self.assertIsNone(client.goaway)
         stream = client.request(b"GET", b"/after", b"www.mango.com")
         pump.flush()
+        while len(self.proxy.pending()) > 1:
+            # Attempts for earlier requests, abandoned.
+            self.proxy.takeConnection()
         backend = self.proxy.accept()
         self.assertTrue(backend.received().startswith(b"GET /after HTTP/1.1\r\n"))
         backend.respond(OK)
         pump.flush()
         self.assertEqual(client.responses[stream]["body"], b"hello")
+
+
+def _h2TakesConnect() -> bool:
+    """
+    Whether the C{h2} package lets a server receive a plain C{CONNECT}
+    (4.4 does; 4.3 calls it a protocol error for lack of C{:path}).
+    """
+    import h2.config
+    import h2.connection
+
+    client = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True, validate_outbound_headers=False)
+    )
+    server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    client.initiate_connection()
+    server.initiate_connection()
+    client.send_headers(1, [(b":method", b"CONNECT"), (b":authority", b"h:443")])
+    try:
+        server.receive_data(client.data_to_send())
+    except h2.exceptions.ProtocolError:
+        return False
+    return True
 
 
 class ConnectTests(H2GuardTestCase):
@@ -40,17 +67,33 @@ class ConnectTests(H2GuardTestCase):
     request lbproxy forwards), extended CONNECT (RFC 8441) 501.
     """
 
+    def refusedByH2(self, client) -> bool:
+        """
+        With C{h2} before 4.4, C{h2} refuses a plain C{CONNECT} (no
+        C{:path}) as a protocol error, before lbproxy sees it: then the
+        client got C{GOAWAY(PROTOCOL_ERROR)} and nothing was forwarded.
+        """
+        if _h2TakesConnect():
+            return False
+        self.assertEqual(client.goaway, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+        self.assertIsNotNone(client.lost)
+        self.assertEqual(self.proxy.pending(), [])
+        return True
+
     def test_connect(self) -> None:
         """
         C{CONNECT} with only C{:authority} gets 400 on its stream, the
         same answer as an HTTP/1.1 C{CONNECT}; nothing reaches a backend
-        and the connection carries on.
+        and the connection carries on.  (With C{h2} before 4.4, C{h2}
+        itself refuses it: C{GOAWAY(PROTOCOL_ERROR)}.)
         """
         client, pump = self.h2()
         stream = client.headers(
             [(b":method", b"CONNECT"), (b":authority", b"www.mango.com:443")], end=False
         )
         pump.flush()
+        if self.refusedByH2(client):
+            return
         self.assertEqual(client.header(stream, b":status"), b"400")
         self.assertTrue(client.responses[stream]["ended"])
         self.assertEqual(self.proxy.pending(), [])
@@ -64,6 +107,8 @@ class ConnectTests(H2GuardTestCase):
         client, pump = self.h2()
         stream = client.headers([(b":method", b"CONNECT"), (b":authority", b"www.mango.com:443")])
         pump.flush()
+        if self.refusedByH2(client):
+            return
         self.assertEqual(client.header(stream, b":status"), b"400")
         self.assertConnectionUsable(client, pump)
 
@@ -97,3 +142,75 @@ class ConnectTests(H2GuardTestCase):
         self.assertEqual(client.responses[stream]["reset"], 0)
         self.assertEqual(self.proxy.logLines(), [])
         self.assertConnectionUsable(client, pump)
+
+
+class RapidResetTests(H2GuardTestCase):
+    """
+    Client resets are counted per connection and interval; past the bound
+    the connection gets C{GOAWAY(ENHANCE_YOUR_CALM)} and is closed.
+    """
+
+    def flood(self, client, pump, rounds: int, pause: float = 0.01) -> int:
+        """
+        Rounds of 100 requests, a pause, and 100 resets, until the server
+        says GOAWAY.
+
+        @return: The resets sent.
+        """
+        sent = 0
+        for _ in range(rounds):
+            if client.goaway is not None:
+                break
+            streams = [client.request(b"GET", b"/r", b"www.mango.com") for _ in range(100)]
+            pump.flush()
+            self.proxy.reactor.advance(pause)
+            if client.goaway is not None:
+                break
+            for stream in streams:
+                client.conn.reset_stream(stream)
+            sent += len(streams)
+            client._flush()
+            pump.flush()
+        return sent
+
+    def test_rapidReset(self) -> None:
+        """
+        Rounds of 100 HEADERS, a 10 ms pause and 100 RST_STREAM: past
+        the bound (200 in 10 s by default), GOAWAY(ENHANCE_YOUR_CALM) and
+        the connection closes; no traceback, and every backend request is
+        abandoned.
+        """
+        client, pump = self.h2()
+        sent = self.flood(client, pump, 30)
+        self.assertEqual(client.goaway, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+        self.assertIsNotNone(client.lost)
+        self.assertLessEqual(sent, 300)
+        self.assertEqual(self.proxy.site.openConnections, 0)
+
+    def test_resetsWithinBoundPerInterval(self) -> None:
+        """
+        The count starts again each interval: 100 resets every 10 s go on
+        for as long as the client likes.
+        """
+        client, pump = self.h2()
+        for _ in range(5):
+            self.assertEqual(self.flood(client, pump, 1), 100)
+            self.proxy.reactor.advance(10)
+        self.assertConnectionUsable(client, pump)
+
+    def test_resetOfFinishedStream(self) -> None:
+        """
+        A reset for a stream whose response is complete, while the client
+        is still sending its body, is ignored; the connection goes on.
+        """
+        client, pump = self.h2(serverName=None)
+        stream = client.request(b"POST", b"/", b"www.notmango.com", end=False)
+        client.send(stream, b"some body")
+        pump.flush()
+        self.assertEqual(client.header(stream, b":status"), b"404")
+        self.assertEqual(client.responses[stream]["reset"], 0)
+        # (The client's h2 knows the stream is closed: a raw frame.)
+        client.transport.write(RstStreamFrame(stream, error_code=8).serialize())
+        pump.flush()
+        self.assertConnectionUsable(client, pump)
+

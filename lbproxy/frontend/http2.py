@@ -30,12 +30,19 @@ from __future__ import annotations
 
 from typing import Optional
 
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IProtocol
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from lbproxy.frontend.h2guard import connectTarget, isExtendedConnect
+from lbproxy.frontend.h2guard import (
+    FrameBudget,
+    FrameCounter,
+    H2Limits,
+    connectTarget,
+    isExtendedConnect,
+)
 from lbproxy.frontend.http import ProxyChannel
 
 try:
@@ -120,11 +127,63 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
     """
     An HTTP/2 connection whose streams carry L{StreamInbound}s and whose
     requests with bodies are processed as soon as their headers arrive.
+
+    Frames are counted before they are parsed (L{FrameCounter}); past the
+    bounds of L{limits} the client gets C{GOAWAY(ENHANCE_YOUR_CALM)} and
+    the connection closes.
+
+    @cvar limits: The bounds on client resets and control frames.
+    @ivar calmedFor: Why the connection was closed for going over a
+        bound, or L{None}.
     """
+
+    limits = H2Limits()
+    calmedFor: Optional[str] = None
+    _log = Logger()
 
     def __init__(self, reactor) -> None:
         H2Connection.__init__(self, reactor)
         self._siteRequestFactory = None
+        if reactor is None:  # pragma: no cover - lbproxy always passes one
+            from twisted.internet import reactor
+        limits = self.limits
+        self._frames = FrameCounter()
+        self._resets = FrameBudget(reactor, limits.resets, limits.interval)
+        self._controls = FrameBudget(reactor, limits.controlFrames, limits.interval)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.calmedFor is not None:
+            # GOAWAY sent: nothing more is read.
+            return
+        resets, _ = self._frames.feed(data)
+        if resets and self._resets.spend(resets):
+            self._enhanceYourCalm("stream resets")
+            return
+        H2Connection.dataReceived(self, data)
+
+    def _enhanceYourCalm(self, what: str) -> None:
+        """
+        Send C{GOAWAY(ENHANCE_YOUR_CALM)} and close: the client went over
+        a bound.  Its streams end as if the connection were lost (their
+        backend requests are abandoned).  (Twisted's own C{_terminate}
+        does the same but is not in every supported version.)
+        """
+        self.calmedFor = what
+        self._log.info(
+            "HTTP/2 client {peer}: too many {what}; GOAWAY(ENHANCE_YOUR_CALM)",
+            peer=self.transport.getPeer(),
+            what=what,
+        )
+        try:
+            self.conn.close_connection(error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+        except h2.exceptions.H2Error:  # pragma: no cover - closed already
+            pass
+        if self._tryToWriteControlData():
+            self.transport.loseConnection()
+            # Timers stay: a client that does not read is still timed out.
+            self.connectionLost(
+                Failure(ConnectionLost("too many " + what)), _cancelTimeouts=False
+            )
 
     # H2Connection builds each stream's request through requestFactory.
     @property
@@ -142,12 +201,15 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
         return inbound.request
 
     # H2Connection's private event handlers (_requestReceived,
-    # _requestDataReceived, _requestEnded, _requestDone), its
-    # _stillProducing flag and _tryToWriteControlData are extended here:
+    # _requestDataReceived, _requestEnded, _requestAborted, _requestDone),
+    # its _stillProducing flag and _tryToWriteControlData are extended here:
     # Twisted offers no public hook per stream event.  If one changed,
     # streaming request bodies, flow control after an early response, or
     # resets would break (tests.test_tls_proxy's HTTP/2 tests).
     def _requestReceived(self, event) -> None:
+        if not self._stillProducing:
+            # The connection was closed earlier in this read.
+            return
         if isExtendedConnect(event.headers):
             # No stream, no request: lbproxy has no tunnel to offer.
             self._refuse(event, b"501")
@@ -204,6 +266,22 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
     def _requestEnded(self, event) -> None:
         if event.stream_id in self.streams:
             H2Connection._requestEnded(self, event)
+
+    def _requestAborted(self, event) -> None:
+        # Replaces Twisted's: it looks the stream up with streams[...],
+        # a KeyError when the stream's state is gone (its response is
+        # over, or its connection was closed earlier in the same read),
+        # and Twisted 26's reset token bucket there closes the connection
+        # in the middle of a read, which makes the next reset of that
+        # read fail so.  lbproxy counts resets itself (dataReceived), the
+        # same on every Twisted version.
+        stream = self.streams.get(event.stream_id)
+        if stream is None:
+            return
+        stream.connectionLost(
+            Failure(ConnectionLost("Stream reset with code %s" % (event.error_code,)))
+        )
+        self._requestDone(event.stream_id)
 
     def _requestDone(self, streamID: int) -> None:
         stream = self.streams.get(streamID)
