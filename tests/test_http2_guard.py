@@ -214,3 +214,50 @@ class RapidResetTests(H2GuardTestCase):
         pump.flush()
         self.assertConnectionUsable(client, pump)
 
+
+class BodyWithoutLengthTests(H2GuardTestCase):
+    """
+    A C{GET} or C{HEAD} body without C{content-length} is forwarded
+    chunked, as an HTTP/1.1 C{GET} with C{Transfer-Encoding: chunked} is
+    (Twisted assumes no body for them and dropped it).
+    """
+
+    def test_getBodyForwarded(self) -> None:
+        self.assertBodyForwarded(b"GET")
+
+    def test_headBodyForwarded(self) -> None:
+        self.assertBodyForwarded(b"HEAD")
+
+    def assertBodyForwarded(self, method: bytes) -> None:
+        client, pump = self.h2()
+        stream = client.request(method, b"/q", b"www.mango.com", end=False)
+        pump.flush()
+        self.assertEqual(self.proxy.pending(), [])
+        client.send(stream, b"hello")
+        pump.flush()
+        backend = self.proxy.accept()
+        pump.flush()
+        client.send(stream, b"!", end=True)
+        pump.flush()
+        sent = backend.received()
+        self.assertTrue(sent.startswith(method + b" /q HTTP/1.1\r\n"), sent)
+        self.assertIn(b"Transfer-Encoding: chunked\r\n", sent)
+        self.assertTrue(sent.endswith(b"\r\n\r\n5\r\nhello\r\n1\r\n!\r\n0\r\n\r\n"), sent)
+        backend.respond(OK if method == b"GET" else OK[: -len(b"hello")])
+        pump.flush()
+        self.assertEqual(client.header(stream, b":status"), b"200")
+
+    def test_emptyDataIsNoBody(self) -> None:
+        """
+        C{HEADERS} without C{END_STREAM}, then an empty C{DATA} that ends
+        the stream (as some clients send a C{GET}): no body.
+        """
+        client, pump = self.h2()
+        stream = client.request(b"GET", b"/q", b"www.mango.com", end=False)
+        client.send(stream, b"", end=True)
+        pump.flush()
+        head = self.proxy.accept().received()
+        self.assertTrue(head.startswith(b"GET /q HTTP/1.1\r\n"), head)
+        self.assertNotIn(b"Transfer-Encoding", head)
+        self.assertNotIn(b"Content-Length", head)
+        self.assertTrue(head.endswith(b"\r\n\r\n"))

@@ -75,6 +75,10 @@ class StreamInbound:
     persistent = True
     abandoned = False
     request = None
+    #: A request of a method Twisted assumes has no body (GET, HEAD), with
+    #: no content-length, whose stream has not ended: if DATA comes, the
+    #: request has a body after all.
+    bodyUnannounced = False
 
     def __init__(self, connection: "ProxyH2Connection", stream) -> None:
         self._connection = connection
@@ -236,6 +240,10 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
             request.gotLength(0)
         elif getattr(request, "body", None) is not None:
             request.headersReceived(stream.command, stream.path, b"HTTP/2")
+        elif not request.requestHeaders.hasHeader(b"content-length"):
+            # A GET or HEAD: Twisted assumes no body and would drop one.
+            # Whether there is one, the first DATA tells.
+            stream.inbound.bodyUnannounced = True
 
     def _refuse(self, event, status: bytes) -> None:
         """
@@ -261,6 +269,14 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
             # still counts against the connection's window.
             self._acknowledge(event.stream_id, event.flow_controlled_length)
             return
+        inbound = self.streams[event.stream_id].inbound
+        if inbound.bodyUnannounced and event.data:
+            # A GET or HEAD with a body after all, of no declared length:
+            # processed now, the body forwarded chunked, as on HTTP/1.1.
+            inbound.bodyUnannounced = False
+            stream, request = inbound._stream, inbound.request
+            request.gotLength(None)
+            request.headersReceived(stream.command, stream.path, b"HTTP/2")
         H2Connection._requestDataReceived(self, event)
 
     def _requestEnded(self, event) -> None:
