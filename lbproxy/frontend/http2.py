@@ -30,11 +30,19 @@ from __future__ import annotations
 
 from typing import Optional
 
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IProtocol
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from lbproxy.frontend.h2guard import (
+    FrameBudget,
+    FrameCounter,
+    H2Limits,
+    connectTarget,
+    isExtendedConnect,
+)
 from lbproxy.frontend.http import ProxyChannel
 
 try:
@@ -67,6 +75,10 @@ class StreamInbound:
     persistent = True
     abandoned = False
     request = None
+    #: A request of a method Twisted assumes has no body (GET, HEAD), with
+    #: no content-length, whose stream has not ended: if DATA comes, the
+    #: request has a body after all.
+    bodyUnannounced = False
 
     def __init__(self, connection: "ProxyH2Connection", stream) -> None:
         self._connection = connection
@@ -119,11 +131,63 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
     """
     An HTTP/2 connection whose streams carry L{StreamInbound}s and whose
     requests with bodies are processed as soon as their headers arrive.
+
+    Frames are counted before they are parsed (L{FrameCounter}); past the
+    bounds of L{limits} the client gets C{GOAWAY(ENHANCE_YOUR_CALM)} and
+    the connection closes.
+
+    @cvar limits: The bounds on client resets and control frames.
+    @ivar calmedFor: Why the connection was closed for going over a
+        bound, or L{None}.
     """
+
+    limits = H2Limits()
+    calmedFor: Optional[str] = None
+    _log = Logger()
 
     def __init__(self, reactor) -> None:
         H2Connection.__init__(self, reactor)
         self._siteRequestFactory = None
+        if reactor is None:  # pragma: no cover - lbproxy always passes one
+            from twisted.internet import reactor
+        limits = self.limits
+        self._frames = FrameCounter()
+        self._resets = FrameBudget(reactor, limits.resets, limits.interval)
+        self._controls = FrameBudget(reactor, limits.controlFrames, limits.interval)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.calmedFor is not None:
+            # GOAWAY sent: nothing more is read.
+            return
+        resets, _ = self._frames.feed(data)
+        if resets and self._resets.spend(resets):
+            self._enhanceYourCalm("stream resets")
+            return
+        H2Connection.dataReceived(self, data)
+
+    def _enhanceYourCalm(self, what: str) -> None:
+        """
+        Send C{GOAWAY(ENHANCE_YOUR_CALM)} and close: the client went over
+        a bound.  Its streams end as if the connection were lost (their
+        backend requests are abandoned).  (Twisted's own C{_terminate}
+        does the same but is not in every supported version.)
+        """
+        self.calmedFor = what
+        self._log.info(
+            "HTTP/2 client {peer}: too many {what}; GOAWAY(ENHANCE_YOUR_CALM)",
+            peer=self.transport.getPeer(),
+            what=what,
+        )
+        try:
+            self.conn.close_connection(error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+        except h2.exceptions.H2Error:  # pragma: no cover - closed already
+            pass
+        if self._tryToWriteControlData():
+            self.transport.loseConnection()
+            # Timers stay: a client that does not read is still timed out.
+            self.connectionLost(
+                Failure(ConnectionLost("too many " + what)), _cancelTimeouts=False
+            )
 
     # H2Connection builds each stream's request through requestFactory.
     @property
@@ -141,16 +205,29 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
         return inbound.request
 
     # H2Connection's private event handlers (_requestReceived,
-    # _requestDataReceived, _requestEnded, _requestDone), its
-    # _stillProducing flag and _tryToWriteControlData are extended here:
+    # _requestDataReceived, _requestEnded, _requestAborted, _requestDone),
+    # its _stillProducing flag and _tryToWriteControlData are extended here:
     # Twisted offers no public hook per stream event.  If one changed,
     # streaming request bodies, flow control after an early response, or
     # resets would break (tests.test_tls_proxy's HTTP/2 tests).
     def _requestReceived(self, event) -> None:
+        if not self._stillProducing:
+            # The connection was closed earlier in this read.
+            return
+        if isExtendedConnect(event.headers):
+            # No stream, no request: lbproxy has no tunnel to offer.
+            self._refuse(event, b"501")
+            return
         H2Connection._requestReceived(self, event)
         stream = self.streams.get(event.stream_id)
         if stream is None:
             return
+        if stream.path is None:
+            # A CONNECT (the only request without :path; h2 checks): its
+            # target is the authority, as on an HTTP/1.1 request line, and
+            # the pipeline answers 400 as it does there.  (Twisted would
+            # begin the request with no path and fail.)
+            stream.path = connectTarget(event.headers) or b""
         request = stream.inbound.request
         # RFC 9113 8.2.3: an HTTP/2 client may split Cookie into several
         # fields; an HTTP/1.1 backend must get them as one.
@@ -163,6 +240,28 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
             request.gotLength(0)
         elif getattr(request, "body", None) is not None:
             request.headersReceived(stream.command, stream.path, b"HTTP/2")
+        elif not request.requestHeaders.hasHeader(b"content-length"):
+            # A GET or HEAD: Twisted assumes no body and would drop one.
+            # Whether there is one, the first DATA tells.
+            stream.inbound.bodyUnannounced = True
+
+    def _refuse(self, event, status: bytes) -> None:
+        """
+        Answer a request's stream C{status} with no body, without making a
+        stream or request of it; reset the stream (C{NO_ERROR}) if the
+        client has not ended it, so that it sends no body.  Its later
+        frames find no stream, as for a stream whose response is over.
+        """
+        streamID = event.stream_id
+        try:
+            self.conn.send_headers(
+                streamID, [(b":status", status), (b"content-length", b"0")], end_stream=True
+            )
+            if event.stream_ended is None:
+                self.conn.reset_stream(streamID, error_code=h2.errors.ErrorCodes.NO_ERROR)
+        except h2.exceptions.H2Error:
+            return
+        self._tryToWriteControlData()
 
     def _requestDataReceived(self, event) -> None:
         if event.stream_id not in self.streams:
@@ -170,11 +269,35 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
             # still counts against the connection's window.
             self._acknowledge(event.stream_id, event.flow_controlled_length)
             return
+        inbound = self.streams[event.stream_id].inbound
+        if inbound.bodyUnannounced and event.data:
+            # A GET or HEAD with a body after all, of no declared length:
+            # processed now, the body forwarded chunked, as on HTTP/1.1.
+            inbound.bodyUnannounced = False
+            stream, request = inbound._stream, inbound.request
+            request.gotLength(None)
+            request.headersReceived(stream.command, stream.path, b"HTTP/2")
         H2Connection._requestDataReceived(self, event)
 
     def _requestEnded(self, event) -> None:
         if event.stream_id in self.streams:
             H2Connection._requestEnded(self, event)
+
+    def _requestAborted(self, event) -> None:
+        # Replaces Twisted's: it looks the stream up with streams[...],
+        # a KeyError when the stream's state is gone (its response is
+        # over, or its connection was closed earlier in the same read),
+        # and Twisted 26's reset token bucket there closes the connection
+        # in the middle of a read, which makes the next reset of that
+        # read fail so.  lbproxy counts resets itself (dataReceived), the
+        # same on every Twisted version.
+        stream = self.streams.get(event.stream_id)
+        if stream is None:
+            return
+        stream.connectionLost(
+            Failure(ConnectionLost("Stream reset with code %s" % (event.error_code,)))
+        )
+        self._requestDone(event.stream_id)
 
     def _requestDone(self, streamID: int) -> None:
         stream = self.streams.get(streamID)

@@ -141,6 +141,7 @@ class H2Client(Protocol):
 
     @ivar responses: Stream ID to C{{"headers": [...], "body": bytes,
         "ended": bool, "reset": error code or None}}.
+    @ivar goaway: The error code of the server's C{GOAWAY}, or L{None}.
     """
 
     def __init__(self) -> None:
@@ -148,10 +149,14 @@ class H2Client(Protocol):
         import h2.connection
 
         self.conn = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=True, header_encoding=None)
+            # Not validating what it sends: tests send what they choose.
+            h2.config.H2Configuration(
+                client_side=True, header_encoding=None, validate_outbound_headers=False
+            )
         )
         self.responses: Dict[int, dict] = {}
         self.lost = None
+        self.goaway: Optional[int] = None
 
     def connectionMade(self) -> None:
         self.conn.initiate_connection()
@@ -177,7 +182,6 @@ class H2Client(Protocol):
 
         @return: The stream ID.
         """
-        stream = self.conn.get_next_available_stream_id()
         fields: List[Tuple[bytes, bytes]] = [
             (b":method", method),
             (b":path", path),
@@ -185,10 +189,22 @@ class H2Client(Protocol):
             (b":scheme", b"https"),
             *headers,
         ]
-        self.responses[stream] = {"headers": None, "body": b"", "ended": False, "reset": None}
-        self.conn.send_headers(stream, fields, end_stream=end and body is None)
+        stream = self.headers(fields, end=end and body is None)
         if body is not None:
             self.conn.send_data(stream, body, end_stream=end)
+            self._flush()
+        return stream
+
+    def headers(self, fields: Sequence[Tuple[bytes, bytes]], end: bool = True) -> int:
+        """
+        Start a request with exactly these header fields (pseudo-headers
+        included), e.g. a C{CONNECT}.
+
+        @return: The stream ID.
+        """
+        stream = self.conn.get_next_available_stream_id()
+        self.responses[stream] = {"headers": None, "body": b"", "ended": False, "reset": None}
+        self.conn.send_headers(stream, list(fields), end_stream=end)
         self._flush()
         return stream
 
@@ -212,6 +228,8 @@ class H2Client(Protocol):
                 response["ended"] = True
             elif isinstance(event, h2.events.StreamReset) and response is not None:
                 response["reset"] = event.error_code
+            elif isinstance(event, h2.events.ConnectionTerminated):
+                self.goaway = event.error_code
         self._flush()
 
     def connectionLost(self, reason) -> None:

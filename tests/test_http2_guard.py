@@ -1,0 +1,263 @@
+"""
+HTTP/2 requests and frames lbproxy refuses, in memory over real TLS:
+C{CONNECT}, bodies on C{GET}/C{HEAD}, rapid reset and control-frame
+floods (L{lbproxy.frontend.h2guard}).
+"""
+
+from __future__ import annotations
+
+import h2.errors
+import h2.exceptions
+from hyperframe.frame import RstStreamFrame
+
+from tests.test_tls_proxy import OK, TLSProxyTestCase
+from lbproxy.testing.tls import H2Client
+
+
+class H2GuardTestCase(TLSProxyTestCase):
+    def h2(self, serverName="www.mango.com"):
+        tls, client, pump = self.connect(serverName, alpn=(b"h2", b"http/1.1"), protocol=H2Client)
+        pump.flush()
+        self.assertEqual(tls.negotiatedProtocol, b"h2")
+        return client, pump
+
+    def assertConnectionUsable(self, client, pump) -> None:
+        """
+        The connection still carries requests.
+        """
+        self.assertIsNone(client.lost)
+        self.assertIsNone(client.goaway)
+        stream = client.request(b"GET", b"/after", b"www.mango.com")
+        pump.flush()
+        while len(self.proxy.pending()) > 1:
+            # Attempts for earlier requests, abandoned.
+            self.proxy.takeConnection()
+        backend = self.proxy.accept()
+        self.assertTrue(backend.received().startswith(b"GET /after HTTP/1.1\r\n"))
+        backend.respond(OK)
+        pump.flush()
+        self.assertEqual(client.responses[stream]["body"], b"hello")
+
+
+def _h2TakesConnect() -> bool:
+    """
+    Whether the C{h2} package lets a server receive a plain C{CONNECT}
+    (4.4 does; 4.3 calls it a protocol error for lack of C{:path}).
+    """
+    import h2.config
+    import h2.connection
+
+    client = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True, validate_outbound_headers=False)
+    )
+    server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    client.initiate_connection()
+    server.initiate_connection()
+    client.send_headers(1, [(b":method", b"CONNECT"), (b":authority", b"h:443")])
+    try:
+        server.receive_data(client.data_to_send())
+    except h2.exceptions.ProtocolError:
+        return False
+    return True
+
+
+class ConnectTests(H2GuardTestCase):
+    """
+    C{CONNECT} is not proxied: 400 as on HTTP/1.1 (a tunnel is not a
+    request lbproxy forwards), extended CONNECT (RFC 8441) 501.
+    """
+
+    def refusedByH2(self, client) -> bool:
+        """
+        With C{h2} before 4.4, C{h2} refuses a plain C{CONNECT} (no
+        C{:path}) as a protocol error, before lbproxy sees it: then the
+        client got C{GOAWAY(PROTOCOL_ERROR)} and nothing was forwarded.
+        """
+        if _h2TakesConnect():
+            return False
+        self.assertEqual(client.goaway, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+        self.assertIsNotNone(client.lost)
+        self.assertEqual(self.proxy.pending(), [])
+        return True
+
+    def test_connect(self) -> None:
+        """
+        C{CONNECT} with only C{:authority} gets 400 on its stream, the
+        same answer as an HTTP/1.1 C{CONNECT}; nothing reaches a backend
+        and the connection carries on.  (With C{h2} before 4.4, C{h2}
+        itself refuses it: C{GOAWAY(PROTOCOL_ERROR)}.)
+        """
+        client, pump = self.h2()
+        stream = client.headers(
+            [(b":method", b"CONNECT"), (b":authority", b"www.mango.com:443")], end=False
+        )
+        pump.flush()
+        if self.refusedByH2(client):
+            return
+        self.assertEqual(client.header(stream, b":status"), b"400")
+        self.assertTrue(client.responses[stream]["ended"])
+        self.assertEqual(self.proxy.pending(), [])
+        self.assertIn('"CONNECT www.mango.com:443 HTTP/2" 400', self.proxy.logLines()[-1])
+        self.assertConnectionUsable(client, pump)
+
+    def test_connectEnded(self) -> None:
+        """
+        The same when C{HEADERS} end the stream.
+        """
+        client, pump = self.h2()
+        stream = client.headers([(b":method", b"CONNECT"), (b":authority", b"www.mango.com:443")])
+        pump.flush()
+        if self.refusedByH2(client):
+            return
+        self.assertEqual(client.header(stream, b":status"), b"400")
+        self.assertConnectionUsable(client, pump)
+
+    def test_extendedConnect(self) -> None:
+        """
+        Extended CONNECT (C{:protocol}, RFC 8441) gets 501 until WebSocket
+        over HTTP/2 is supported; the server never advertises
+        C{SETTINGS_ENABLE_CONNECT_PROTOCOL}.
+        """
+        client, pump = self.h2()
+        self.assertNotIn(
+            h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL,
+            [k for k, v in client.conn.remote_settings.items() if v],
+        )
+        stream = client.headers(
+            [
+                (b":method", b"CONNECT"),
+                (b":protocol", b"websocket"),
+                (b":scheme", b"https"),
+                (b":path", b"/chat"),
+                (b":authority", b"www.mango.com"),
+            ],
+            end=False,
+        )
+        pump.flush()
+        self.assertEqual(client.header(stream, b":status"), b"501")
+        self.assertTrue(client.responses[stream]["ended"])
+        self.assertEqual(self.proxy.pending(), [])
+        # Refused by the HTTP/2 layer, before any request exists (as the
+        # HTTP/1.1 channel's own refusals): reset so no body follows.
+        self.assertEqual(client.responses[stream]["reset"], 0)
+        self.assertEqual(self.proxy.logLines(), [])
+        self.assertConnectionUsable(client, pump)
+
+
+class RapidResetTests(H2GuardTestCase):
+    """
+    Client resets are counted per connection and interval; past the bound
+    the connection gets C{GOAWAY(ENHANCE_YOUR_CALM)} and is closed.
+    """
+
+    def flood(self, client, pump, rounds: int, pause: float = 0.01) -> int:
+        """
+        Rounds of 100 requests, a pause, and 100 resets, until the server
+        says GOAWAY.
+
+        @return: The resets sent.
+        """
+        sent = 0
+        for _ in range(rounds):
+            if client.goaway is not None:
+                break
+            streams = [client.request(b"GET", b"/r", b"www.mango.com") for _ in range(100)]
+            pump.flush()
+            self.proxy.reactor.advance(pause)
+            if client.goaway is not None:
+                break
+            for stream in streams:
+                client.conn.reset_stream(stream)
+            sent += len(streams)
+            client._flush()
+            pump.flush()
+        return sent
+
+    def test_rapidReset(self) -> None:
+        """
+        Rounds of 100 HEADERS, a 10 ms pause and 100 RST_STREAM: past
+        the bound (200 in 10 s by default), GOAWAY(ENHANCE_YOUR_CALM) and
+        the connection closes; no traceback, and every backend request is
+        abandoned.
+        """
+        client, pump = self.h2()
+        sent = self.flood(client, pump, 30)
+        self.assertEqual(client.goaway, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+        self.assertIsNotNone(client.lost)
+        self.assertLessEqual(sent, 300)
+        self.assertEqual(self.proxy.site.openConnections, 0)
+
+    def test_resetsWithinBoundPerInterval(self) -> None:
+        """
+        The count starts again each interval: 100 resets every 10 s go on
+        for as long as the client likes.
+        """
+        client, pump = self.h2()
+        for _ in range(5):
+            self.assertEqual(self.flood(client, pump, 1), 100)
+            self.proxy.reactor.advance(10)
+        self.assertConnectionUsable(client, pump)
+
+    def test_resetOfFinishedStream(self) -> None:
+        """
+        A reset for a stream whose response is complete, while the client
+        is still sending its body, is ignored; the connection goes on.
+        """
+        client, pump = self.h2(serverName=None)
+        stream = client.request(b"POST", b"/", b"www.notmango.com", end=False)
+        client.send(stream, b"some body")
+        pump.flush()
+        self.assertEqual(client.header(stream, b":status"), b"404")
+        self.assertEqual(client.responses[stream]["reset"], 0)
+        # (The client's h2 knows the stream is closed: a raw frame.)
+        client.transport.write(RstStreamFrame(stream, error_code=8).serialize())
+        pump.flush()
+        self.assertConnectionUsable(client, pump)
+
+
+class BodyWithoutLengthTests(H2GuardTestCase):
+    """
+    A C{GET} or C{HEAD} body without C{content-length} is forwarded
+    chunked, as an HTTP/1.1 C{GET} with C{Transfer-Encoding: chunked} is
+    (Twisted assumes no body for them and dropped it).
+    """
+
+    def test_getBodyForwarded(self) -> None:
+        self.assertBodyForwarded(b"GET")
+
+    def test_headBodyForwarded(self) -> None:
+        self.assertBodyForwarded(b"HEAD")
+
+    def assertBodyForwarded(self, method: bytes) -> None:
+        client, pump = self.h2()
+        stream = client.request(method, b"/q", b"www.mango.com", end=False)
+        pump.flush()
+        self.assertEqual(self.proxy.pending(), [])
+        client.send(stream, b"hello")
+        pump.flush()
+        backend = self.proxy.accept()
+        pump.flush()
+        client.send(stream, b"!", end=True)
+        pump.flush()
+        sent = backend.received()
+        self.assertTrue(sent.startswith(method + b" /q HTTP/1.1\r\n"), sent)
+        self.assertIn(b"Transfer-Encoding: chunked\r\n", sent)
+        self.assertTrue(sent.endswith(b"\r\n\r\n5\r\nhello\r\n1\r\n!\r\n0\r\n\r\n"), sent)
+        backend.respond(OK if method == b"GET" else OK[: -len(b"hello")])
+        pump.flush()
+        self.assertEqual(client.header(stream, b":status"), b"200")
+
+    def test_emptyDataIsNoBody(self) -> None:
+        """
+        C{HEADERS} without C{END_STREAM}, then an empty C{DATA} that ends
+        the stream (as some clients send a C{GET}): no body.
+        """
+        client, pump = self.h2()
+        stream = client.request(b"GET", b"/q", b"www.mango.com", end=False)
+        client.send(stream, b"", end=True)
+        pump.flush()
+        head = self.proxy.accept().received()
+        self.assertTrue(head.startswith(b"GET /q HTTP/1.1\r\n"), head)
+        self.assertNotIn(b"Transfer-Encoding", head)
+        self.assertNotIn(b"Content-Length", head)
+        self.assertTrue(head.endswith(b"\r\n\r\n"))
