@@ -378,3 +378,31 @@ class InformationalTests(BackendTestCase):
     def test_invalidHintsHeader(self):
         client, backend = self.exchange(b"HTTP/1.1 103 Early Hints\r\nLink: \x01\r\n\r\n" + OK)
         self.assertBadGateway(client, backend)
+
+
+class InformationalHTTP2Tests(TLSProxyTestCase):
+    """
+    A 103 reaches an HTTP/2 client as an informational HEADERS frame
+    before the final response's.
+    """
+
+    def test_earlyHints(self):
+        tls, client, pump = self.connect("www.mango.com", alpn=(b"h2", b"http/1.1"), protocol=H2Client)
+        pump.flush()
+        stream = client.request(b"GET", b"/", b"www.mango.com")
+        pump.flush()
+        backend = self.proxy.accept()
+        backend.respond(
+            b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n"
+            b"Connection: x-hop\r\nX-Hop: 1\r\n\r\n"
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+        )
+        pump.flush()
+        response = client.responses[stream]
+        self.assertEqual(
+            response["interim"],
+            [[(b":status", b"103"), (b"link", b"</s.css>; rel=preload")]],
+        )
+        self.assertEqual(client.header(stream, b":status"), b"200")
+        self.assertEqual(response["body"], b"hello")
+        self.assertTrue(response["ended"])

@@ -19,6 +19,7 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.web import server
 from twisted.python import failure
 from twisted.web.http import RESPONSES, HTTPChannel, datetimeToString
+from twisted.web.http_headers import Headers
 from twisted.web.server import Request as _Request, Site as _Site
 from zope.interface import implementer
 
@@ -262,13 +263,27 @@ class ProxyRequest(server.Request):
     def writeInterim(self, code: int, reason: bytes, headers) -> None:
         """
         Write an informational (1xx) response head before the final
-        response (HTTP/1.1 only: the caller checks).
+        response: on HTTP/1.1 a status line and fields; on HTTP/2 a HEADERS
+        frame with C{:status} and no END_STREAM (RFC 9113 8.1), which the
+        C{h2} library allows before the final response's.  (The caller
+        leaves HTTP/1.0 clients out.)
 
         @param reason: the phrase, or empty for the code's standard one.
-        @param headers: C{(name, value)} pairs.
+        @param headers: C{(name, value)} pairs, hop-by-hop ones removed.
         """
         channel = self.channel
-        if channel is None or channel.transport is None or self.startedWriting:
+        if channel is None or self.startedWriting:
+            return
+        if self.clientproto.startswith(b"HTTP/2"):
+            # Twisted's H2Stream.writeHeaders sends one HEADERS frame (it
+            # takes Headers, as Request.write gives it; h2 lowercases the
+            # names); a stream the client reset is skipped there.
+            fields = Headers()
+            for name, value in headers:
+                fields.addRawHeader(name, value)
+            channel.writeHeaders(self.clientproto, b"%d" % (code,), b"", fields)
+            return
+        if channel.transport is None:
             return
         parts = [b"HTTP/1.1 %d " % (code,), reason or RESPONSES.get(code, b""), b"\r\n"]
         for name, value in headers:

@@ -203,7 +203,9 @@ class H2Client(Protocol):
         @return: The stream ID.
         """
         stream = self.conn.get_next_available_stream_id()
-        self.responses[stream] = {"headers": None, "body": b"", "ended": False, "reset": None}
+        self.responses[stream] = {
+            "headers": None, "interim": [], "body": b"", "ended": False, "reset": None
+        }
         self.conn.send_headers(stream, list(fields), end_stream=end)
         self._flush()
         return stream
@@ -217,7 +219,9 @@ class H2Client(Protocol):
 
         for event in self.conn.receive_data(data):
             response = self.responses.get(getattr(event, "stream_id", 0))
-            if isinstance(event, h2.events.ResponseReceived):
+            if isinstance(event, h2.events.InformationalResponseReceived):
+                response["interim"].append(event.headers)
+            elif isinstance(event, h2.events.ResponseReceived):
                 response["headers"] = event.headers
             elif isinstance(event, h2.events.DataReceived):
                 response["body"] += event.data

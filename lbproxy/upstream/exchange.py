@@ -40,6 +40,9 @@ log = Logger()
 
 IDEMPOTENT = frozenset([b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"])
 
+#: The clients informational (1xx) responses go on to.
+_INTERIM_PROTOCOLS = frozenset([b"HTTP/1.1", b"HTTP/2"])
+
 
 class Exchange:
     """
@@ -289,11 +292,12 @@ class Exchange:
 
     def responseInterim(self, code, reason, headers) -> None:
         """
-        A 1xx (103 Early Hints...) goes on to HTTP/1.1 clients, without
-        hop-by-hop headers; not 100 (lbproxy answers C{Expect} itself).
+        A 1xx (103 Early Hints...) goes on to HTTP/1.1 and HTTP/2 clients,
+        without hop-by-hop headers; not 100 (lbproxy answers C{Expect}
+        itself), never to HTTP/1.0 clients (which know no 1xx).
         """
         request = self._request
-        if code != 100 and not self.done and request.clientproto == b"HTTP/1.1":
+        if code != 100 and not self.done and request.clientproto in _INTERIM_PROTOCOLS:
             request.writeInterim(code, reason, end_to_end(headers))
 
     def responseBody(self, data: bytes) -> None:
