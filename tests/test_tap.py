@@ -35,6 +35,25 @@ listen = "tcp:8081:interface=127.0.0.1"
 """
 
 
+
+def started_service(testCase, text: str):
+    """
+    A L{ProxyService} for the configuration C{text}, started on a memory
+    reactor.
+
+    @return: C{(service, reactor)}.
+    """
+    path = testCase.mktemp()
+    with open(path, "w") as f:
+        f.write(text)
+    options = Options()
+    options.parseOptions(["--config", path])
+    reactor = MemoryReactorClock()
+    service = ProxyService(options["loaded"], reactor)
+    service.privilegedStartService()
+    service.startService()
+    return service, reactor
+
 class OptionsTests(SynchronousTestCase):
     def write(self, text: str) -> str:
         path = self.mktemp()
@@ -129,15 +148,7 @@ class ServiceTests(SynchronousTestCase):
         Starting the service listens on every endpoint; stopping closes
         backend connections.
         """
-        path = self.mktemp()
-        with open(path, "w") as f:
-            f.write(GOOD)
-        options = Options()
-        options.parseOptions(["--config", path])
-        reactor = MemoryReactorClock()
-        service = ProxyService(options["loaded"], reactor)
-        service.privilegedStartService()
-        service.startService()
+        service, reactor = started_service(self, GOOD)
         ports = sorted(port for port, _, _, _ in reactor.tcpServers)
         self.assertEqual(ports, [8081, 18080, 18443])
         self.successResultOf(service.stopService())
@@ -151,15 +162,7 @@ class BacklogTests(SynchronousTestCase):
     """
 
     def listened(self, text: str):
-        path = self.mktemp()
-        with open(path, "w") as f:
-            f.write(text)
-        options = Options()
-        options.parseOptions(["--config", path])
-        reactor = MemoryReactorClock()
-        service = ProxyService(options["loaded"], reactor)
-        service.privilegedStartService()
-        service.startService()
+        service, reactor = started_service(self, text)
         self.addCleanup(service.stopService)
         return service, reactor
 
