@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import h2.errors
 import h2.exceptions
-from hyperframe.frame import RstStreamFrame
+from hyperframe.frame import (
+    DataFrame,
+    PingFrame,
+    PriorityFrame,
+    RstStreamFrame,
+    SettingsFrame,
+    WindowUpdateFrame,
+)
 
 from tests.test_tls_proxy import OK, TLSProxyTestCase
+from lbproxy.frontend.h2guard import H2Limits
+from lbproxy.frontend.http2 import ProxyH2Connection
 from lbproxy.testing.tls import H2Client
 
 
@@ -261,3 +270,112 @@ class BodyWithoutLengthTests(H2GuardTestCase):
         self.assertNotIn(b"Transfer-Encoding", head)
         self.assertNotIn(b"Content-Length", head)
         self.assertTrue(head.endswith(b"\r\n\r\n"))
+
+
+class ControlFrameFloodTests(H2GuardTestCase):
+    """
+    Control frames are counted per connection and interval; past the
+    bound (1,000 in 10 s by default) the connection gets
+    C{GOAWAY(ENHANCE_YOUR_CALM)} and is closed.
+    """
+
+    def flood(self, client, pump, frame: bytes, count: int) -> None:
+        """
+        Send C{frame} C{count} times, 100 to a write.
+        """
+        while count > 0 and client.goaway is None:
+            batch = min(count, 100)
+            client.transport.write(frame * batch)
+            count -= batch
+            pump.flush()
+
+    def assertCalmed(self, client) -> None:
+        self.assertEqual(client.goaway, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+        self.assertIsNotNone(client.lost)
+        self.assertEqual(self.proxy.site.openConnections, 0)
+
+    def test_settingsFlood(self) -> None:
+        client, pump = self.h2()
+        self.flood(client, pump, SettingsFrame(0).serialize(), 1100)
+        self.assertCalmed(client)
+
+    def test_pingFlood(self) -> None:
+        client, pump = self.h2()
+        self.flood(client, pump, PingFrame(0, opaque_data=b"12345678").serialize(), 1100)
+        self.assertCalmed(client)
+
+    def test_priorityFlood(self) -> None:
+        client, pump = self.h2()
+        self.flood(client, pump, PriorityFrame(1, depends_on=0, stream_weight=16).serialize(),
+                   1100)
+        self.assertCalmed(client)
+
+    def test_windowUpdateFlood(self) -> None:
+        client, pump = self.h2()
+        self.flood(client, pump, WindowUpdateFrame(0, window_increment=1).serialize(), 1100)
+        self.assertCalmed(client)
+
+    def test_emptyDataFlood(self) -> None:
+        client, pump = self.h2()
+        stream = client.request(b"POST", b"/up", b"www.mango.com", end=False)
+        pump.flush()
+        self.flood(client, pump, DataFrame(stream, data=b"").serialize(), 1100)
+        self.assertCalmed(client)
+
+    def test_unknownFrameFlood(self) -> None:
+        # Length 1, type 0xfa, no flags, stream 0, one byte.
+        frame = b"\x00\x00\x01\xfa\x00\x00\x00\x00\x00x"
+        client, pump = self.h2()
+        self.flood(client, pump, frame, 1100)
+        self.assertCalmed(client)
+
+    def test_withinBoundPerInterval(self) -> None:
+        """
+        900 PINGs every 10 s go on for as long as the client likes; each
+        is answered.
+        """
+        client, pump = self.h2()
+        ping = PingFrame(0, opaque_data=b"12345678").serialize()
+        for _ in range(3):
+            self.flood(client, pump, ping, 900)
+            self.proxy.reactor.advance(10)
+        self.assertConnectionUsable(client, pump)
+
+    def test_splitFrames(self) -> None:
+        """
+        Frames are counted however the bytes are split.
+        """
+        client, pump = self.h2()
+        frames = PingFrame(0, opaque_data=b"12345678").serialize() * 1100
+        for start in range(0, len(frames), 7):
+            client.transport.write(frames[start:start + 7])
+            if start % 700 == 0:
+                pump.flush()
+        pump.flush()
+        self.assertCalmed(client)
+
+    def test_downloadWindowUpdatesAllowed(self) -> None:
+        """
+        The C{WINDOW_UPDATE}s a client sends while it downloads do not
+        count against the bound: each response chunk lbproxy sends (and
+        each 8 KiB of it) makes room for one more.
+        """
+        self.patch(ProxyH2Connection, "limits", H2Limits(controlFrames=10))
+        client, pump = self.h2()
+        size = 16 * 1024
+        backend = None
+        for _ in range(40):
+            stream = client.request(b"GET", b"/big", b"www.mango.com")
+            pump.flush()
+            if backend is None:
+                backend = self.proxy.accept()
+            backend.respond(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (size,))
+            # (Within the client's window: Twisted's send loop spins while
+            # a window is exhausted, which a memory clock never ends.)
+            backend.respond(b"x" * size)
+            pump.flush()
+            self.assertEqual(len(client.responses[stream]["body"]), size)
+        self.assertIsNone(client.goaway)
+        # What a download earns is banked up to the bound only.
+        self.flood(client, pump, WindowUpdateFrame(0, window_increment=1).serialize(), 100)
+        self.assertCalmed(client)

@@ -159,11 +159,21 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
         if self.calmedFor is not None:
             # GOAWAY sent: nothing more is read.
             return
-        resets, _ = self._frames.feed(data)
+        resets, control = self._frames.feed(data)
         if resets and self._resets.spend(resets):
             self._enhanceYourCalm("stream resets")
             return
+        if control and self._controls.spend(control):
+            self._enhanceYourCalm("control frames")
+            return
         H2Connection.dataReceived(self, data)
+
+    def writeDataToStream(self, streamID: int, data: bytes) -> None:
+        # A client downloading sends WINDOW_UPDATEs (control frames) in
+        # proportion to what it gets: each chunk sent, and each 8 KiB of
+        # it, pays for one.
+        self._controls.credit(1 + (len(data) >> 13))
+        H2Connection.writeDataToStream(self, streamID, data)
 
     def _enhanceYourCalm(self, what: str) -> None:
         """
