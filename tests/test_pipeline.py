@@ -342,3 +342,45 @@ class ChainTests(SynchronousTestCase):
         self.assertEqual(context.sent, len(b"429 Too Many Requests\n"))
         for name in (b"X-a", b"X-b", b"X-c", b"Retry-After"):
             self.assertTrue(request.responseHeaders.hasHeader(name), name)
+
+
+class _Upper(Stage):
+    """
+    A body stage: upper-cases the body and adds a trailer at the end.
+    """
+
+    name = "upper"
+
+    def responseBody(self, context, data, last):
+        data = data.upper()
+        return data + b"!" if last else data
+
+
+class BodyFilterTests(SynchronousTestCase):
+    """
+    A stage with a response-body part sees every piece of a forwarded
+    body and flushes at its end; the body goes on without a length.
+    """
+
+    def test_bodyFiltered(self):
+        proxy = ProxyHarness({
+            "server": {"request_id_header": False},
+            "pools": {"web": {"targets": ["10.1.0.1:80"]}},
+            "routes": [{"pool": "web"}],
+        })
+        chain = proxy.resource.runtime.match("h", "/").chain
+        chain.stages += (_Upper(),)
+        chain.bodyFilters = (chain.stages[-1].responseBody,)
+        client = proxy.client()
+        client.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        backend = proxy.accept()
+        backend.respond(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+        backend.respond(b"world")
+        response = client.received()
+        self.assertNotIn(b"Content-Length", response)
+        self.assertIn(b"Transfer-Encoding: chunked", response)
+        self.assertTrue(response.endswith(b"5\r\nHELLO\r\n5\r\nWORLD\r\n1\r\n!\r\n0\r\n\r\n"), response)
+        self.assertIn(" 200 11 ", proxy.logLines()[-1])
+
+    def test_noFiltersByDefault(self):
+        self.assertEqual(runtime().match("h", "/api").chain.bodyFilters, ())

@@ -10,6 +10,11 @@ A L{Stage} does one job for a request and may have up to three parts:
   - C{responseHead(context, headers)}: runs on the end-to-end headers of
     every answer the request gets, forwarded or local, and returns the
     headers to send;
+  - C{responseBody(context, data, last)}: only for stages that rewrite a
+    forwarded response's body (later compression, the cache's tee): gets
+    each piece of the body and returns what goes on (maybe C{b""}); at
+    the end it is called once more with C{last} true to flush.  A chain
+    with such a stage relays the body without C{Content-Length};
   - C{done(context)}: runs once the exchange has ended (access log, and
     later metrics and balancing feedback).
 
@@ -44,6 +49,7 @@ class Stage:
     name = "stage"
     request: Optional[Callable[[RequestContext], Optional[LocalReply]]] = None
     responseHead: Optional[Callable[[RequestContext, HeaderList], HeaderList]] = None
+    responseBody: Optional[Callable[[RequestContext, bytes, bool], bytes]] = None
     done: Optional[Callable[[RequestContext], None]] = None
 
     def __repr__(self) -> str:
@@ -74,10 +80,12 @@ class Chain:
     @ivar terminal: the L{Terminal}.
     @ivar steps: the stages' request parts, in order.
     @ivar headHooks: the stages' response-head parts, last stage first.
+    @ivar bodyFilters: the stages' response-body parts, last stage first
+        (usually none).
     @ivar doneHooks: the stages' done parts, in order.
     """
 
-    __slots__ = ("stages", "terminal", "steps", "headHooks", "doneHooks")
+    __slots__ = ("stages", "terminal", "steps", "headHooks", "bodyFilters", "doneHooks")
 
     def __init__(self, stages: Sequence[Stage], terminal: Terminal) -> None:
         self.stages: Tuple[Stage, ...] = tuple(stages)
@@ -85,6 +93,9 @@ class Chain:
         self.steps = tuple(s.request for s in self.stages if s.request is not None)
         self.headHooks = tuple(
             s.responseHead for s in reversed(self.stages) if s.responseHead is not None
+        )
+        self.bodyFilters = tuple(
+            s.responseBody for s in reversed(self.stages) if s.responseBody is not None
         )
         self.doneHooks = tuple(s.done for s in self.stages if s.done is not None)
 
@@ -132,6 +143,15 @@ class Chain:
         """
         self.respondLocally(context, reply)
         self.finish(context)
+
+    def filterBody(self, context: RequestContext, data: bytes, last: bool) -> bytes:
+        """
+        A piece of a forwarded response's body through the body filters
+        (C{last}: the end of the body, for them to flush).
+        """
+        for bodyFilter in self.bodyFilters:
+            data = bodyFilter(context, data, last)
+        return data
 
     def finish(self, context: RequestContext) -> None:
         """

@@ -3,23 +3,11 @@
 One client request's way to a backend and back.
 
 An L{Exchange} picks a target from the pool, gets a connection, sends the
-request head and streams the body, relays the response with backpressure,
-and handles every way this can fail:
-
-  - connection refused or connect timeout: nothing was sent, so the next
-    target is tried (for any method, as nginx does);
-  - the backend closes or resets before any response byte: the request is
-    retried on a fresh connection or another target only if it is
-    idempotent and has no body, else C{502};
-  - no response head within C{response_timeout}: C{504};
-  - the backend fails after its head but before any body byte: the head
-    was not written yet (it goes out with the first body byte), so the
-    client gets a C{502} instead;
-  - the backend dies after the response head (a reset during a
-    close-delimited body too): the client connection is closed without
-    completing the response (reset if the body is close-delimited), so a
-    truncated response never looks complete, and it is logged as 502;
-  - the client goes away: the backend request is abandoned.
+request head and streams the body, relays the response with backpressure
+(through the chain's body filters, if a stage has one), and handles every
+way this can fail: docs/architecture.md's "Failures" table says what the
+client gets in each case (retries, 502, 504, an aborted response that
+never looks complete, 499 when the client goes away).
 """
 
 from __future__ import annotations
@@ -75,6 +63,7 @@ class Exchange:
         self._method = request.method
         self._health = services.health
         self._body = request.body
+        self._filter = False
         if self._body is not None:
             self._body.onTooLarge = self._bodyTooLarge
         self._retrySafe = self._body is None and self._method in IDEMPOTENT
@@ -284,6 +273,10 @@ class Exchange:
                     length = content_length(headers)
                 except ProtocolError:
                     length = None
+        if context.chain.bodyFilters:
+            self._filter = True
+            length = None
+            out.removeHeader(b"Content-Length")
         if length is not None:
             out.setRawHeaders(b"Content-Length", [b"%d" % (length,)])
         if not request.bodyComplete:
@@ -303,8 +296,11 @@ class Exchange:
     def responseBody(self, data: bytes) -> None:
         if self.done:
             return
+        if self._filter:
+            data = self._context.chain.filterBody(self._context, data, False)
         self.sent += len(data)
-        self._request.write(data)
+        if data:
+            self._request.write(data)
 
     def responseEnd(self) -> None:
         if self.done:
@@ -317,6 +313,11 @@ class Exchange:
             # connection cannot carry another request.
             self._body.detach()
             conn.abort()
+        if self._filter:
+            tail = self._context.chain.filterBody(self._context, b"", True)
+            self.sent += len(tail)
+            if tail:
+                request.write(tail)
         self._endAttempt()
         self._finishUpstream()
         self._end()
