@@ -15,6 +15,16 @@ from lbproxy.runtime.routing import BadPath, normalize_request_path
 from lbproxy.stages.target import BAD_REQUEST
 
 
+def forward_target(path: str, query) -> bytes:
+    """
+    The request target the backend gets: C{path} and, if any, C{query}.
+    """
+    target = path.encode("latin-1")
+    if query is not None:
+        target += b"?" + query
+    return target
+
+
 class NormalizePath(Stage):
     """
     Sets C{path}, and C{target} (what the backend gets unless a later stage
@@ -34,8 +44,5 @@ class NormalizePath(Stage):
         except BadPath:
             return BAD_REQUEST
         context.path = path
-        target = path.encode("latin-1")
-        if context.query is not None:
-            target += b"?" + context.query
-        context.target = target
+        context.target = forward_target(path, context.query)
         return None

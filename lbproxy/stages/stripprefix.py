@@ -10,6 +10,7 @@ from typing import Optional
 from lbproxy.pipeline.chain import Stage
 from lbproxy.pipeline.context import LocalReply, RequestContext
 from lbproxy.runtime.routing import strip_prefix
+from lbproxy.stages.path import forward_target
 
 
 class StripPrefix(Stage):
@@ -19,8 +20,5 @@ class StripPrefix(Stage):
         self.prefix = prefix
 
     def request(self, context: RequestContext) -> Optional[LocalReply]:
-        target = strip_prefix(context.path, self.prefix).encode("latin-1")
-        if context.query is not None:
-            target += b"?" + context.query
-        context.target = target
+        context.target = forward_target(strip_prefix(context.path, self.prefix), context.query)
         return None
