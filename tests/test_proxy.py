@@ -767,6 +767,28 @@ class CancellationTests(SynchronousTestCase):
         self.assertEqual(len(proxy.reactor.tcpClients), 1)
         self.assertEqual(proxy.resource.runtime.pools["mango"].members[0].health.passiveErrors, 0)
 
+    def test_bodyTooLargeAfterHeadBeforeBody(self):
+        """
+        A body that passes max_body_size after the backend's head arrived
+        but before any byte of its response reached the client: the head
+        is taken back and the client gets a whole 413, not a cut 200.
+        """
+        config = dict(CONFIG, server={"max_body_size": 10})
+        proxy = ProxyHarness(config)
+        client = proxy.client()
+        client.send(
+            b"POST /mango HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"8\r\n12345678\r\n"
+        )
+        backend = proxy.accept()
+        backend.respond(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-From: backend\r\n\r\n")
+        self.assertEqual(client.received(), b"")
+        client.send(b"8\r\n12345678\r\n")
+        response = client.received()
+        self.assertTrue(response.startswith(b"HTTP/1.1 413 Payload Too Large"))
+        self.assertNotIn(b"X-From", response)
+        self.assertTrue(backend.transport.aborted)
+
 
 class QueueTests(SynchronousTestCase):
     """

@@ -20,7 +20,8 @@ from twisted.python.failure import Failure
 
 from lbproxy.policy.headers import end_to_end
 from lbproxy.health.checker import describe_failure
-from lbproxy.wire.http1 import ProtocolError, content_length, request_head
+from lbproxy.upstream.framing import response_length, retract_head
+from lbproxy.wire.http1 import request_head
 
 from lbproxy.pipeline.context import LocalReply
 
@@ -259,20 +260,7 @@ class Exchange:
             relayed = hook(context, relayed)
         for name, value in relayed:
             out.addRawHeader(name, value)
-        length = self._conn.responseLength
-        if length is None:
-            # Not framed by a length (chunked, until close) or a response
-            # without a body (HEAD, 204, 304), whose Content-Length still
-            # passes on.
-            chunked = False
-            for name, value in headers:
-                if name.lower() == b"transfer-encoding":
-                    chunked = True
-            if not chunked:
-                try:
-                    length = content_length(headers)
-                except ProtocolError:
-                    length = None
+        length = response_length(self._conn, headers)
         if context.chain.bodyFilters:
             self._filter = True
             length = None
@@ -340,7 +328,8 @@ class Exchange:
                 target=self.target,
                 reason=_describe(reason),
             )
-            self._retractHead()
+            self._headSent = False
+            retract_head(self._request)
             self._localError(502, b"Bad Gateway")
             return
         if self._headSent:
@@ -373,32 +362,12 @@ class Exchange:
         log.warn("backend {target} failed: {reason}", target=self.target, reason=_describe(reason))
         self._localError(502, b"Bad Gateway")
 
-    def _retractHead(self) -> None:
-        """
-        Forget the backend's head (set, not yet written) for a local answer.
-        """
-        request = self._request
-        if request.producer is not None:
-            request.unregisterProducer()
-        out = request.responseHeaders
-        for name, _ in list(out.getAllRawHeaders()):
-            # Connection: close (closeAfterResponse) still holds.
-            if name.lower() != b"connection":
-                out.removeHeader(name)
-        self._headSent = False
-
     def _bodyTooLarge(self) -> None:
         """
         The body went past its route's C{max_body_size} while streaming:
         the backend never gets a complete request, the client gets 413.
         """
-        if self.done:
-            return
-        self._abandonUpstream()
-        if self._headSent:
-            self._abortClient()
-        else:
-            self._localError(413, b"Payload Too Large")
+        self._giveUp(413, b"Payload Too Large")
 
     def _timedOut(self) -> None:
         self._timer = None
@@ -435,13 +404,24 @@ class Exchange:
 
     def _internalError(self, reason: Failure) -> None:
         log.failure("proxying to {target} failed", reason, target=self.target)
+        self._giveUp(502, b"Bad Gateway")
+
+    def _giveUp(self, code: int, phrase: bytes) -> None:
+        """
+        Abandon the backend and answer C{code} locally if no byte of the
+        backend's response reached the client yet; else cut the client's
+        response (it can never look complete).
+        """
         if self.done:
             return
         self._abandonUpstream()
+        if self._headSent and not self._request.startedWriting:
+            self._headSent = False
+            retract_head(self._request)
         if self._headSent:
             self._abortClient()
         else:
-            self._localError(502, b"Bad Gateway")
+            self._localError(code, phrase)
 
     def _localError(self, code: int, phrase: bytes, headers=()) -> None:
         """
