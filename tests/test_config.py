@@ -923,7 +923,7 @@ class RouteTests(_Helpers):
         self.assertRouteError(
             "routes[0].prefix",
             "unknown key",
-            "known: access, cors, headers, host, max_body_size, path, pool, rate_limit, strip_prefix",
+            "known: access, cache, compress, cors, headers, host, max_body_size, path, pool, rate_limit, strip_prefix",
             prefix="/a",
         )
 
@@ -955,7 +955,7 @@ class TopLevelTests(_Helpers):
             "rotues",
             "unknown key",
             'did you mean "routes"?',
-            "known: access, demo, health, path_routes, pools, rate_limit, routes, server, targets, tls",
+            "known: access, cache, demo, health, path_routes, pools, rate_limit, routes, server, targets, tls",
         )
 
     def test_empty(self) -> None:

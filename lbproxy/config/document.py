@@ -17,6 +17,7 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
 from lbproxy.config.access import AccessConfig, parse_access
+from lbproxy.config.cache import CacheConfig, parse_cache
 from lbproxy.config.demo import DemoBackend, parse_demos
 from lbproxy.config.errors import ConfigError, quote
 from lbproxy.config.flat import parse_flat_form
@@ -32,6 +33,7 @@ __all__ = ["Config", "load_config", "parse_config"]
 
 _TOP_KEYS = (
     "access",
+    "cache",
     "demo",
     "health",
     "path_routes",
@@ -61,6 +63,7 @@ class Config:
     @ivar tls: The C{[tls]} listeners, or L{None}.
     @ivar access: The global C{[access]} rules, or L{None}.
     @ivar rate_limit: The global C{[rate_limit]}, or L{None}.
+    @ivar cache: The C{[cache]} settings (defaults when absent).
     """
 
     path: str
@@ -72,6 +75,7 @@ class Config:
     tls: Optional[TLSConfig] = None
     access: Optional[AccessConfig] = None
     rate_limit: Optional[RateLimitConfig] = None
+    cache: CacheConfig = CacheConfig()
 
 
 def load_config(path: str) -> Config:
@@ -155,6 +159,7 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
     rate_limit = None
     if "rate_limit" in top:
         rate_limit = parse_rate_limit(top["rate_limit"], "rate_limit", reader)
+    cache = parse_cache(top["cache"], "cache", reader) if "cache" in top else CacheConfig()
 
     return Config(
         path=path,
@@ -166,6 +171,7 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
         tls=tls,
         access=access,
         rate_limit=rate_limit,
+        cache=cache,
     )
 
 

@@ -13,6 +13,9 @@ from typing import Any, Dict, Optional
 from urllib.parse import unquote
 
 from lbproxy.config.access import AccessConfig, parse_access
+from lbproxy.config.cache import (
+    CompressConfig, RouteCache, parse_route_cache, parse_route_compress,
+)
 from lbproxy.config.cors import CorsConfig, parse_cors
 from lbproxy.config.errors import child_key, quote
 from lbproxy.config.headers import HeaderRulesConfig, parse_header_rules
@@ -24,6 +27,8 @@ __all__ = ["Route", "parse_route", "parse_route_path"]
 
 _ROUTE_KEYS = (
     "access",
+    "cache",
+    "compress",
     "cors",
     "headers",
     "host",
@@ -39,6 +44,8 @@ _POLICIES = (
     ("rate_limit", parse_rate_limit),
     ("cors", parse_cors),
     ("headers", parse_header_rules),
+    ("cache", parse_route_cache),
+    ("compress", parse_route_compress),
 )
 
 
@@ -62,6 +69,8 @@ class Route:
         one).
     @ivar cors: CORS for the route, preflights answered by lbproxy.
     @ivar headers: Request and response header rules.
+    @ivar cache: The route's shared-cache settings, or L{None}: not cached.
+    @ivar compress: The route's compression, or L{None}: not compressed.
     """
 
     pool: str
@@ -73,6 +82,8 @@ class Route:
     rate_limit: Optional[RateLimitConfig] = None
     cors: Optional[CorsConfig] = None
     headers: Optional[HeaderRulesConfig] = None
+    cache: Optional[RouteCache] = None
+    compress: Optional[CompressConfig] = None
 
 
 def parse_route(value: Any, key: str, reader: Reader) -> Route:

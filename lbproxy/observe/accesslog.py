@@ -58,10 +58,13 @@ def format_line(
     total: float,
     upstream: Optional[float],
     request_id: Optional[str] = None,
+    cache: Optional[str] = None,
 ) -> str:
     """
     One access log line, without the newline. Control characters in
     client-supplied fields are escaped so a request cannot forge lines.
+
+    @param cache: the C{X-Cache} label on a route with a cache.
     """
     request = "%s %s %s" % (method, uri, version)
     line = "%s %s %d %d host=%s pool=%s target=%s time=%.4f upstream=%s" % (
@@ -77,6 +80,8 @@ def format_line(
     )
     if request_id is not None:
         line += " id=" + _quote(request_id)
+    if cache is not None:
+        line += " cache=" + cache
     return line
 
 

@@ -35,7 +35,11 @@ from typing import Callable, Optional, Sequence, Tuple
 from lbproxy.frontend.reply import local_response
 from lbproxy.pipeline.context import HeaderList, LocalReply, RequestContext
 
-__all__ = ["Chain", "Stage", "Terminal"]
+__all__ = ["Chain", "HELD", "Stage", "Terminal"]
+
+#: What a stage's request part returns when it has taken the request over
+#: (it answers later, or goes on with L{Chain.resume}): the chain stops.
+HELD = LocalReply(0, b"held")
 
 
 class Stage:
@@ -118,9 +122,37 @@ class Chain:
         for step in self.steps:
             reply = step(context)
             if reply is not None:
-                self.reply(context, reply)
+                if reply is not HELD:
+                    self.reply(context, reply)
                 return
         self.terminal(context)
+
+    def resume(self, context: RequestContext, stage: Stage) -> None:
+        """
+        Go on with a request C{stage} held (its request part returned
+        L{HELD}, e.g. a cache miss waiting for another request's fetch):
+        the request parts after it, then the terminal.
+        """
+        index = self.stages.index(stage)
+        for later in self.stages[index + 1 :]:
+            if later.request is not None:
+                reply = later.request(context)
+                if reply is not None:
+                    if reply is not HELD:
+                        self.reply(context, reply)
+                    return
+        self.terminal(context)
+
+    def hooksBefore(self, stage: Stage) -> tuple:
+        """
+        The response-head parts of the stages before C{stage}, in the order
+        they run (for an answer C{stage} gives from what it kept, which the
+        stages after it already saw).
+        """
+        index = self.stages.index(stage)
+        return tuple(
+            s.responseHead for s in reversed(self.stages[:index]) if s.responseHead is not None
+        )
 
     def respondLocally(self, context: RequestContext, reply: LocalReply) -> None:
         """
@@ -132,9 +164,10 @@ class Chain:
         if reply.close:
             request.closeAfterResponse()
         headers = list(reply.headers)
+        # Set first: a response hook tells a local answer by its status.
+        context.status = reply.code
         for hook in self.headHooks:
             headers = hook(context, headers)
-        context.status = reply.code
         context.sent = local_response(request, reply.code, reply.phrase, headers, reply.body)
 
     def reply(self, context: RequestContext, reply: LocalReply) -> None:

@@ -86,13 +86,21 @@ class RequestContext:
         response.
     @ivar status: the status sent (499: the client went away).
     @ivar sent: response body bytes sent.
+    @ivar cache: the cache stage's state of the request, or L{None}.
+    @ivar cacheStatus: the C{X-Cache} label (C{"HIT"}, C{"MISS"}, ...) for
+        the access log and metrics, or L{None} on a route without a cache.
+    @ivar encoder: the compression stage's encoder of the response, or
+        L{None}.
+    @ivar responseLength: the length the backend's response declared, or
+        L{None} (chunked, close-delimited), for the response-head hooks.
     """
 
     __slots__ = (
         "request", "runtime", "start", "chain", "hostHeader", "host", "rawPath", "query",
         "path", "target", "peer", "clientIp", "trusted", "route", "pairs", "origin",
         "requestId", "preflight", "proto", "variables", "headers", "pool", "upstream",
-        "upstreamTime", "status", "sent",
+        "upstreamTime", "status", "sent", "cache", "cacheStatus", "encoder",
+        "responseLength",
     )
 
     def __init__(self, request, runtime, start: float) -> None:
@@ -124,6 +132,10 @@ class RequestContext:
         self.upstreamTime: Optional[float] = None
         self.status = 0
         self.sent = 0
+        self.cache = None
+        self.cacheStatus: Optional[str] = None
+        self.encoder = None
+        self.responseLength: Optional[int] = None
 
     def __repr__(self) -> str:
         return f"<RequestContext {self.request.method!r} {self.request.uri!r}>"

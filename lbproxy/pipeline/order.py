@@ -31,7 +31,9 @@ from lbproxy.pipeline.chain import Stage
 from lbproxy.stages.access import Access
 from lbproxy.stages.accesslog import AccessLogStage
 from lbproxy.stages.bodylimit import BodyLimit
+from lbproxy.stages.cache import build_cache_stage
 from lbproxy.stages.clientaddress import TrustedClientAddress
+from lbproxy.stages.compress import Compress
 from lbproxy.stages.cors import CorsDetect, CorsPreflight
 from lbproxy.stages.forwarded import Forwarded
 from lbproxy.stages.headerrules import HeaderRulesStage
@@ -180,6 +182,12 @@ ORDER: Tuple[Tuple[str, frozenset, Factory], ...] = (
     ("request_id", _ALL, _request_id),
     ("header_rules", _ROUTED, _header_rules),
     ("forwarded", _ROUTED, lambda s: Forwarded()),
+    # After the policies (a hit is still access-checked and rate limited)
+    # and the header rules (whose response part then runs on hits too);
+    # before compression, so the cache stores what compression made
+    # (compressed variants, keyed by Vary: Accept-Encoding).
+    ("cache", _ROUTED, build_cache_stage),
+    ("compress", _ROUTED, lambda s: Compress(s.route.compress) if s.route.compress else None),
     ("access_log", _ALL, lambda s: s.shared.accessLog),
 )
 

@@ -17,12 +17,15 @@ class Services:
     @ivar health: the L{lbproxy.health.checker.HealthChecker} told of
         passive failures, or L{None}.
     @ivar accessLog: the L{lbproxy.observe.accesslog.AccessLog}, or L{None}.
+    @ivar cache: the L{lbproxy.cache.shared.SharedCache}, made with the first
+        chain of a route with a cache; L{None} until then.
     """
 
-    __slots__ = ("clock", "connections", "health", "accessLog")
+    __slots__ = ("clock", "connections", "health", "accessLog", "cache")
 
     def __init__(self, clock, connections=None, health=None, accessLog=None) -> None:
         self.clock = clock
         self.connections = connections
         self.health = health
         self.accessLog = accessLog
+        self.cache = None

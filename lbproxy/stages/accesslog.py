@@ -35,5 +35,6 @@ class AccessLogStage(Stage):
                 self._clock.seconds() - context.start,
                 context.upstreamTime,
                 requestId.decode("ascii") if requestId is not None else None,
+                context.cacheStatus,
             )
         )

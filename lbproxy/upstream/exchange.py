@@ -256,11 +256,11 @@ class Exchange:
         relayed = end_to_end(headers)
         context = self._context
         context.upstream = self.target
+        context.responseLength = length = response_length(self._conn, headers)
         for hook in context.chain.headHooks:
             relayed = hook(context, relayed)
         for name, value in relayed:
             out.addRawHeader(name, value)
-        length = response_length(self._conn, headers)
         if context.chain.bodyFilters:
             self._filter = True
             length = None
