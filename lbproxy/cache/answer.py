@@ -25,7 +25,7 @@ _NOT_MODIFIED_HEADERS = frozenset(
 _KEPT = frozenset([b"content-length", b"transfer-encoding", b"content-encoding",
                    b"content-type", b"content-range"])
 #: A hop-by-hop or per-response header never stored.
-_NOT_STORED = frozenset([b"age", b"x-cache", b"set-cookie", b"content-length",
+_NOT_STORED = frozenset([b"x-cache", b"set-cookie", b"content-length",
                          b"transfer-encoding"])
 
 
@@ -60,8 +60,9 @@ def not_modified(entry: Entry, ifNoneMatch: Optional[List[bytes]],
 
 def stored_headers(headers: Sequence[Tuple[bytes, bytes]]) -> List[Tuple[bytes, bytes]]:
     """
-    The header pairs of a response as they are stored (without C{Age},
-    C{X-Cache}, C{Set-Cookie} and framing).
+    The header pairs of a response as they are stored (without C{X-Cache},
+    C{Set-Cookie} and framing; its C{Age} is kept for the age arithmetic
+    and replaced when answering).
     """
     return [(n, v) for n, v in headers if n.lower() not in _NOT_STORED]
 
@@ -109,7 +110,8 @@ def answer(request, entry: Entry, age: float, label: bytes, hooks, context) -> i
         body = b""
     else:
         code, reason = entry.status, entry.reason
-        pairs = list(entry.headers)
+        # The stored Age is the backend's; the answer's is computed.
+        pairs = [(n, v) for n, v in entry.headers if n.lower() != b"age"]
         body = entry.body
     pairs.append((b"Age", b"%d" % (min(int(age), 2147483648),)))
     pairs.append((b"X-Cache", label))
