@@ -220,6 +220,9 @@ class CacheStage(Stage):
 
     def _wait(self, state: CacheState, flight, coalesced: bool = True) -> LocalReply:
         self._coalescer.wait(flight, state, coalesced)
+        # Logged so if its client leaves while it waits (counted once
+        # answered).
+        state.context.cacheStatus = "MISS"
         state.flight = flight
         state.waiting = True
         if not state.watching:
