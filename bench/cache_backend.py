@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 from collections import Counter
+from functools import lru_cache
 from typing import Optional, Sequence
 
 from twisted.web.resource import Resource
@@ -28,28 +30,65 @@ from twisted.web.server import NOT_DONE_YET, Site
 
 __all__ = ["html_body", "json_body", "main"]
 
-_WORDS = (b"<p>The quick brown fox jumps over the lazy dog; lbproxy caches "
-          b"responses and compresses text. Lorem ipsum dolor sit amet.</p>\n")
+_VOCABULARY = (
+    "the of and to in is that for it as was with be by on not he this are or his from at "
+    "which but have an they you were her all she there would their we him been has when "
+    "who will more no if out so said what up its about into than them can only other new "
+    "some could time these two may then do first any my now such like our over man me even "
+    "most made after also did many before must through back years where much your way well "
+    "proxy cache response request backend server client header body stream compression "
+    "latency throughput connection timeout route pool target health balance reload"
+).split()
 
 
+@lru_cache(maxsize=16)
 def html_body(size: int) -> bytes:
     """
-    C{size} bytes of HTML-like text, the same every time.
+    C{size} bytes of HTML-like text, the same every time: paragraphs,
+    links and list items of words drawn from a vocabulary (seeded), so that
+    it compresses about as real pages do, not as a repeated block would.
     """
-    unit = b"".join(_WORDS.replace(b"fox", b"fox %d" % (i,)) for i in range(64))
-    return (unit * (size // len(unit) + 1))[:size]
+    rng = random.Random(size)
+    words = _VOCABULARY
+    parts = ["<!DOCTYPE html>\n<html><head><title>lbproxy</title></head><body>\n"]
+    total = len(parts[0])
+    while total < size:
+        kind = rng.random()
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(8, 60)))
+        if kind < 0.6:
+            piece = f'<p class="c{rng.randint(1, 40)}">{text.capitalize()}.</p>\n'
+        elif kind < 0.8:
+            piece = f'<li><a href="/{rng.choice(words)}/{rng.randint(1, 99999)}">{text[:40]}</a></li>\n'
+        else:
+            level = rng.randint(2, 4)
+            piece = f"<h{level}>{text[:50].title()}</h{level}>\n"
+        parts.append(piece)
+        total += len(piece)
+    return "".join(parts).encode("ascii")[:size]
 
 
+@lru_cache(maxsize=16)
 def json_body(size: int) -> bytes:
     """
-    C{size} bytes of JSON-like records (not closed when cut short).
+    C{size} bytes of JSON-like records (seeded values; not closed when cut
+    short).
     """
-    records = b",".join(
-        b'{"id":%d,"name":"item %d","price":%d.%02d,"tags":["a","b%d"],"ok":true}'
-        % (i, i, i % 97, i % 100, i % 7) for i in range(2000)
-    )
-    unit = b"[" + records + b"]\n"
-    return (unit * (size // len(unit) + 1))[:size]
+    rng = random.Random(-size)
+    words = _VOCABULARY
+    parts = ["["]
+    total = 1
+    i = 0
+    while total < size:
+        record = json.dumps({
+            "id": i, "name": " ".join(rng.choice(words) for _ in range(3)),
+            "price": round(rng.uniform(0, 1000), 2), "stock": rng.randint(0, 5000),
+            "tags": [rng.choice(words) for _ in range(rng.randint(0, 4))],
+            "active": rng.random() < 0.8, "sku": "%08x" % rng.getrandbits(32),
+        }, separators=(",", ":")) + ","
+        parts.append(record)
+        total += len(record)
+        i += 1
+    return "".join(parts).encode("ascii")[:size]
 
 
 def _arg(request, name: bytes, default: str) -> str:

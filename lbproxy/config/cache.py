@@ -69,7 +69,7 @@ class CompressConfig:
     @ivar min_size: responses with a known length below this are sent as
         they are.
     @ivar level: the gzip level and brotli quality (1 to 9), or L{None}
-        for the defaults (gzip 6, brotli 4).
+        for the defaults (gzip 6, brotli 5).
     """
 
     types: Tuple[str, ...] = DEFAULT_COMPRESS_TYPES

@@ -26,7 +26,7 @@ BROTLI = b"br"
 
 #: Defaults when a route gives no level: zlib's default, and the brotli
 #: quality that costs about what gzip 6 does.
-_DEFAULT_LEVEL = {GZIP: 6, BROTLI: 4}
+_DEFAULT_LEVEL = {GZIP: 6, BROTLI: 5}
 
 
 class Encoder:
