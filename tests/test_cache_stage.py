@@ -377,3 +377,28 @@ class LargeObjectTests(CacheTestCase):
         self.assertEqual(len(proxy.services.cache.store), 0)
         request(proxy)
         self.assertEqual(len(proxy.pending()), 1)
+
+
+class VariantRevalidationTests(CacheTestCase):
+    def test_otherVariantJudgedOnItsOwn(self):
+        """
+        A request waiting for another variant's revalidation is not answered
+        with its own stale variant as if it had been revalidated.
+        """
+        proxy = self.proxy()
+        head = CACHED + b'\r\nVary: Accept-Language\r\nETag: "e"'
+        self.miss(proxy, head, b"english", headers=b"Accept-Language: en\r\n")
+        self.miss(proxy, head, b"french", headers=b"Accept-Language: fr\r\n")
+        proxy.reactor.advance(61)
+        en = request(proxy, headers=b"Accept-Language: en\r\n")
+        fr = request(proxy, headers=b"Accept-Language: fr\r\n")
+        self.assertEqual(len(proxy.pending()), 1)
+        proxy.accept().respond(b'HTTP/1.1 304 Not Modified\r\nConnection: close\r\nETag: "e"\r\n\r\n')
+        self.assertEqual(xcache(en.received()), b"REVALIDATED")
+        self.assertEqual(fr.received(), b"")
+        self.assertEqual(len(proxy.pending()), 1, "fr is revalidated on its own")
+        backend = proxy.accept()
+        self.assertIn(b"Accept-Language: fr", backend.received())
+        backend.respond(b'HTTP/1.1 304 Not Modified\r\nConnection: close\r\nETag: "e"\r\n\r\n')
+        status, headers, body = parse(fr.received())
+        self.assertEqual((body, headers[b"x-cache"]), (b"french", [b"REVALIDATED"]))

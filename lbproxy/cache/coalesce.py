@@ -30,7 +30,7 @@ class Flight:
     @ivar open: whether it is still in progress.
     """
 
-    __slots__ = ("key", "leader", "waiters", "open", "outcome")
+    __slots__ = ("key", "leader", "waiters", "open", "outcome", "entry")
 
     def __init__(self, key: bytes, leader) -> None:
         self.key = key
@@ -38,6 +38,10 @@ class Flight:
         #: if L{None}; C{"REVALIDATED"} after a 304, C{"STALE"} when a
         #: failed revalidation falls back on a stale entry).
         self.outcome = None
+        #: The stored response it landed with (only a waiter whose lookup
+        #: finds this one is answered without the freshness rules: another
+        #: variant is judged as usual).
+        self.entry = None
         self.leader = leader
         self.waiters: List = []
         self.open = True

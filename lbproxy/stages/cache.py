@@ -77,10 +77,10 @@ class CacheState:
     # The waiter's part (see lbproxy.cache.coalesce) -------------------------
 
     def landed(self) -> None:
-        outcome = self.flight.outcome if self.flight is not None else None
+        flight = self.flight
         self.waiting = False
         self.flight = None
-        self.stage._continue(self, self.stage._lookup(self, outcome or "HIT"))
+        self.stage._continue(self, self.stage._lookup(self, flight))
 
     def released(self) -> None:
         self.waiting = False
@@ -154,7 +154,7 @@ class CacheStage(Stage):
             context.cacheStatus = "BYPASS"
             self.shared.count("BYPASS")
             return None
-        return self._lookup(state, None)
+        return self._lookup(state)
 
     def _key(self, context: RequestContext, proto: Optional[bytes]) -> bytes:
         target = context.rawPath
@@ -162,18 +162,18 @@ class CacheStage(Stage):
             target += b"?" + context.query
         return primary_key(proto or b"http", context.hostHeader or b"", target)
 
-    def _lookup(self, state: CacheState, landed: Optional[str]) -> Optional[LocalReply]:
+    def _lookup(self, state: CacheState, landed=None) -> Optional[LocalReply]:
         """
-        Answer from the store, wait, or go on; C{landed}: the label of an
-        answer just fetched for this request's flight.
+        Answer from the store, wait, or go on; C{landed}: the flight this
+        request waited for, whose stored response answers it as it is.
         """
         request = state.context.request
         entry = self._store.lookup(state.key, request.requestHeaders.getRawHeaders)
         onlyCached = "only-if-cached" in state.requestCC
         if entry is not None:
             age = entry.age(self._clock.seconds())
-            if landed is not None:
-                return self._serve(state, entry, age, landed)
+            if landed is not None and landed.entry is entry:
+                return self._serve(state, entry, age, landed.outcome or "HIT")
             verdict = judge(age, entry.lifetime, entry.cc, state.requestCC, entry.swr)
             if verdict == FRESH:
                 return self._serve(state, entry, age, "HIT")
@@ -292,12 +292,15 @@ class CacheStage(Stage):
             self._describe(entry, path)
             store.resized(entry, oldSize)
             flight.outcome = "REVALIDATED"
+            flight.entry = entry
             self._coalescer.landed(flight)
             return
         if fetch.error is None and fetch.status not in _ERRORS and fetch.status != 304:
             store.discard(entry)
-            if not self._compresses and self._storeFetched(fetch, entry, path):
+            stored = None if self._compresses else self._storeFetched(fetch, entry, path)
+            if stored is not None:
                 flight.outcome = "MISS"
+                flight.entry = stored
                 self._coalescer.landed(flight)
                 return
             # A waiter fetches it again through the chain, to be stored as
@@ -308,6 +311,7 @@ class CacheStage(Stage):
         if (store.holds(entry) and not forbids_stale(entry.cc)
                 and entry.age(now) - entry.lifetime <= entry.sie):
             flight.outcome = "STALE"
+            flight.entry = entry
             self._coalescer.landed(flight)
             return
         self._coalescer.failed(flight)
@@ -322,13 +326,16 @@ class CacheStage(Stage):
         entry.swr = window(cc, "stale-while-revalidate", self._swr)
         entry.sie = window(cc, "stale-if-error", self._sie)
 
-    def _storeFetched(self, fetch: Fetch, old: Entry, path: bytes) -> bool:
+    def _storeFetched(self, fetch: Fetch, old: Entry, path: bytes) -> Optional[Entry]:
+        """
+        Store a new response a revalidation got, if it may be.
+        """
         cc = parse_cache_control(header_values(fetch.headers, b"cache-control"))
         if refusal(b"GET", fetch.status, {}, False, cc, fetch.headers) is not None:
-            return False
+            return None
         names = vary_names(fetch.headers)
         if names != old.varyNames:
-            return False
+            return None
         entry = Entry(
             old.key, names, old.variant, fetch.status, fetch.reason,
             stored_headers(fetch.headers), fetch.body, fetch.requestTime, fetch.responseTime,
@@ -336,10 +343,10 @@ class CacheStage(Stage):
         )
         self._describe(entry, path)
         if worthless(entry.lifetime, entry.headers):
-            return False
+            return None
         stored = self._store.put(entry)
         self.shared.count("stored" if stored else "too_large")
-        return stored
+        return entry if stored else None
 
     # Response ---------------------------------------------------------------
 
@@ -424,6 +431,7 @@ class CacheStage(Stage):
         if flight is not None and flight.leader is state:
             state.flight = None
             if stored:
+                flight.entry = entry
                 self._coalescer.landed(flight)
             else:
                 self._coalescer.release(flight)
