@@ -11,8 +11,10 @@ The rules are pure and live here, one module per job, from the bottom up:
   - C{store}: entries, the byte-bounded LRU, purge and collection;
   - C{coalesce}: one backend request per key, the others wait.
 
-The parts that touch the reactor sit on top: C{collector} (the periodic
-collector, counters: the L{SharedCache} service), C{fetch} (revalidations
-and background refreshes on lbproxy's backend connections) and
-C{lbproxy.stages.cache} (the stage in a route's chain).
+Above them: C{answer} (a request answered from an entry, a 304's update
+of a stored head), C{shared} (the L{SharedCache} service: store, flights,
+counters, the periodic collector on the injected clock), C{fetch} (a GET
+of the cache's own on lbproxy's backend connections), C{revalidate}
+(revalidations and background refreshes), and C{lbproxy.stages.cache}
+(the stage in a route's chain).
 """

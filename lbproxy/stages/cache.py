@@ -17,14 +17,13 @@ from __future__ import annotations
 from typing import List, Optional
 from urllib.parse import urljoin, urlsplit
 
-from lbproxy.cache.answer import answer, stored_headers, updated_head
+from lbproxy.cache.answer import answer, stored_headers
 from lbproxy.cache.directives import header_values, parse_cache_control
-from lbproxy.cache.fetch import Fetch
 from lbproxy.cache.freshness import (
-    BACKGROUND, FRESH, STALE, forbids_stale, freshness_lifetime, is_static, judge, refusal,
-    window, worthless,
+    BACKGROUND, FRESH, STALE, freshness_lifetime, is_static, judge, refusal, window, worthless,
 )
 from lbproxy.cache.key import primary_key, variant, vary_names
+from lbproxy.cache.revalidate import Revalidator
 from lbproxy.cache.shared import SharedCache
 from lbproxy.cache.store import Entry
 from lbproxy.pipeline.chain import HELD, Stage
@@ -34,14 +33,6 @@ __all__ = ["CacheStage", "build_cache_stage"]
 
 _READ = frozenset([b"GET", b"HEAD"])
 _UNSAFE = frozenset([b"POST", b"PUT", b"DELETE", b"PATCH"])
-#: Not sent on the cache's own fetches: the client's conditionals and
-#: ranges (the cache asks with its own validators, for the whole body).
-_NOT_FETCHED = frozenset(
-    [b"if-none-match", b"if-modified-since", b"if-match", b"if-unmodified-since",
-     b"if-range", b"range"]
-)
-#: Backend answers that count as errors for C{stale-if-error} (RFC 5861).
-_ERRORS = frozenset([500, 502, 503, 504])
 _ONLY_IF_CACHED = LocalReply(504, b"Gateway Timeout")
 
 
@@ -128,10 +119,10 @@ class CacheStage(Stage):
         self._swr = options.stale_while_revalidate
         self._sie = options.stale_if_error
         self._pool = pool
-        self._connections = connections
-        self._timeout = responseTimeout
-        self._compresses = compresses
         self._hooks: Optional[tuple] = None
+        self._revalidator = Revalidator(
+            shared, pool, connections, responseTimeout, options, compresses
+        )
 
     # Request ----------------------------------------------------------------
 
@@ -254,99 +245,13 @@ class CacheStage(Stage):
         context.chain.finish(context)
         return HELD
 
-    # Revalidation and background refresh ------------------------------------
-
-    def _refresh(self, state: CacheState, entry: Entry) -> Fetch:
+    def _refresh(self, state: CacheState, entry: Entry):
         """
-        A flight led by a conditional GET of the cache's own for C{entry}
-        (started by the caller).
+        A flight led by a conditional GET of the cache's own for C{entry};
+        returns the L{Fetch}, for the caller to start.
         """
-        context = state.context
-        headers = [(n, v) for n, v in context.headers or () if n.lower() not in _NOT_FETCHED]
-        etag = entry.etag
-        if etag is not None:
-            # A compressed variant's ETag was weakened here; the backend
-            # may compare strings exactly, so the strong form goes too.
-            if etag.startswith(b"W/"):
-                etag += b", " + etag[2:]
-            headers.append((b"If-None-Match", etag))
-        if entry.lastModified is not None:
-            headers.append((b"If-Modified-Since", entry.lastModified))
-        flight = self._coalescer.lead(state.key, None)
-        path = context.rawPath
-        fetch = Fetch(
-            self._pool, self._connections, self._clock, self._timeout, context.target, headers,
-            self._store.maxObject, lambda f: self._fetched(f, flight, entry, path),
-        )
-        flight.leader = fetch
         self.shared.count("fetches")
-        return fetch
-
-    def _fetched(self, fetch: Fetch, flight, entry: Entry, path: bytes) -> None:
-        store = self._store
-        if fetch.error is None and fetch.status == 304 and store.holds(entry):
-            oldSize = entry.size
-            entry.setHeaders(updated_head(entry.headers, fetch.headers))
-            entry.requestTime = fetch.requestTime
-            entry.responseTime = fetch.responseTime
-            self._describe(entry, path)
-            store.resized(entry, oldSize)
-            flight.outcome = "REVALIDATED"
-            flight.entry = entry
-            self._coalescer.landed(flight)
-            return
-        if fetch.error is None and fetch.status not in _ERRORS and fetch.status != 304:
-            store.discard(entry)
-            stored = None if self._compresses else self._storeFetched(fetch, entry, path)
-            if stored is not None:
-                flight.outcome = "MISS"
-                flight.entry = stored
-                self._coalescer.landed(flight)
-                return
-            # A waiter fetches it again through the chain, to be stored as
-            # the chain makes it (compressed).
-            self._coalescer.failed(flight)
-            return
-        now = self._clock.seconds()
-        if (store.holds(entry) and not forbids_stale(entry.cc)
-                and entry.age(now) - entry.lifetime <= entry.sie):
-            flight.outcome = "STALE"
-            flight.entry = entry
-            self._coalescer.landed(flight)
-            return
-        self._coalescer.failed(flight)
-
-    def _describe(self, entry: Entry, path: bytes) -> None:
-        cc = parse_cache_control(header_values(entry.headers, b"cache-control"))
-        entry.cc = cc
-        entry.lifetime, _ = freshness_lifetime(
-            entry.status, cc, entry.headers, entry.responseTime, self._staticTtl,
-            is_static(path, entry.headers),
-        )
-        entry.swr = window(cc, "stale-while-revalidate", self._swr)
-        entry.sie = window(cc, "stale-if-error", self._sie)
-
-    def _storeFetched(self, fetch: Fetch, old: Entry, path: bytes) -> Optional[Entry]:
-        """
-        Store a new response a revalidation got, if it may be.
-        """
-        cc = parse_cache_control(header_values(fetch.headers, b"cache-control"))
-        if refusal(b"GET", fetch.status, {}, False, cc, fetch.headers) is not None:
-            return None
-        names = vary_names(fetch.headers)
-        if names != old.varyNames:
-            return None
-        entry = Entry(
-            old.key, names, old.variant, fetch.status, fetch.reason,
-            stored_headers(fetch.headers), fetch.body, fetch.requestTime, fetch.responseTime,
-            0.0, cc,
-        )
-        self._describe(entry, path)
-        if worthless(entry.lifetime, entry.headers):
-            return None
-        stored = self._store.put(entry)
-        self.shared.count("stored" if stored else "too_large")
-        return entry if stored else None
+        return self._revalidator.fetch(state.key, state.context, entry)
 
     # Response ---------------------------------------------------------------
 
