@@ -41,6 +41,8 @@ class HitMissTests(CacheTestCase):
         first, backend = self.miss(proxy, body=b"0123456789" * 100)
         status, headers, body = parse(first.received())
         self.assertEqual((status, headers[b"x-cache"], body), (200, [b"MISS"], b"0123456789" * 100))
+        # The tee keeps the length: not relayed chunked.
+        self.assertEqual(headers[b"content-length"], [b"1000"])
         proxy.reactor.advance(7)
         second = request(proxy)
         self.assertNoBackend(proxy)

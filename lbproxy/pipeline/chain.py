@@ -14,7 +14,10 @@ A L{Stage} does one job for a request and may have up to three parts:
     forwarded response's body (later compression, the cache's tee): gets
     each piece of the body and returns what goes on (maybe C{b""}); at
     the end it is called once more with C{last} true to flush.  A chain
-    with such a stage relays the body without C{Content-Length};
+    with such a stage relays the body without C{Content-Length}, unless
+    every such stage sets C{keepsLength} (its body part keeps the length,
+    or its head part sets C{context.responseLength} to L{None} when it
+    will not);
   - C{done(context)}: runs once the exchange has ended (access log, and
     later metrics and balancing feedback).
 
@@ -48,9 +51,12 @@ class Stage:
     others stay L{None} and the chain leaves them out.
 
     @cvar name: the stage's name in L{lbproxy.pipeline.order.ORDER}.
+    @cvar keepsLength: whether its response-body part keeps a response's
+        length unless its head part cleared C{context.responseLength}.
     """
 
     name = "stage"
+    keepsLength = False
     request: Optional[Callable[[RequestContext], Optional[LocalReply]]] = None
     responseHead: Optional[Callable[[RequestContext, HeaderList], HeaderList]] = None
     responseBody: Optional[Callable[[RequestContext, bytes, bool], bytes]] = None
@@ -87,9 +93,13 @@ class Chain:
     @ivar bodyFilters: the stages' response-body parts, last stage first
         (usually none).
     @ivar doneHooks: the stages' done parts, in order.
+    @ivar keepsLength: whether it has body filters and each keeps the length
+        (see L{Stage.keepsLength}).
     """
 
-    __slots__ = ("stages", "terminal", "steps", "headHooks", "bodyFilters", "doneHooks")
+    __slots__ = (
+        "stages", "terminal", "steps", "headHooks", "bodyFilters", "doneHooks", "keepsLength",
+    )
 
     def __init__(self, stages: Sequence[Stage], terminal: Terminal) -> None:
         self.stages: Tuple[Stage, ...] = tuple(stages)
@@ -102,6 +112,9 @@ class Chain:
             s.responseBody for s in reversed(self.stages) if s.responseBody is not None
         )
         self.doneHooks = tuple(s.done for s in self.stages if s.done is not None)
+        self.keepsLength = bool(self.bodyFilters) and all(
+            s.keepsLength for s in self.stages if s.responseBody is not None
+        )
 
     def __repr__(self) -> str:
         names = ", ".join(s.name for s in self.stages)

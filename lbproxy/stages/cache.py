@@ -100,6 +100,7 @@ class CacheStage(Stage):
     """
 
     name = "cache"
+    keepsLength = True  # its body part is a tee
 
     def __init__(self, shared: SharedCache, options, pool, connections,
                  responseTimeout: float, compresses: bool) -> None:

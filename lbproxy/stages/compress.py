@@ -8,8 +8,8 @@ Never compressed: a local answer, a response to HEAD, a status without a
 body, a 206, a body already encoded, one with C{Cache-Control:
 no-transform}, or one whose declared length is below C{min_size}.  A
 compressible response gets C{Vary: Accept-Encoding} whichever coding it
-is sent with; a compressed one loses its length (the chain relays it
-chunked) and its strong C{ETag} becomes weak.
+is sent with; a compressed one loses its length (it is relayed chunked;
+one sent as it is keeps its length) and its strong C{ETag} becomes weak.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ class Compress(Stage):
     """
 
     name = "compress"
+    # A body it encodes loses its length (cleared in the head part); one it
+    # leaves alone keeps it.
+    keepsLength = True
 
     def __init__(self, config) -> None:
         self._types = TypeMatcher(config.types)
@@ -78,6 +81,7 @@ class Compress(Stage):
         if coding is None:
             return headers
         context.encoder = new_encoder(coding, self._level)
+        context.responseLength = None
         out = []
         for name, value in headers:
             if name.lower() == b"etag" and not value.startswith(b"W/"):

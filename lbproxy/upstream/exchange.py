@@ -256,14 +256,16 @@ class Exchange:
         relayed = end_to_end(headers)
         context = self._context
         context.upstream = self.target
-        context.responseLength = length = response_length(self._conn, headers)
+        context.responseLength = response_length(self._conn, headers)
         for hook in context.chain.headHooks:
             relayed = hook(context, relayed)
         for name, value in relayed:
             out.addRawHeader(name, value)
+        # (A response-head hook whose body part changes the length clears it.)
+        length = context.responseLength
         if context.chain.bodyFilters:
             self._filter = True
-            length = None
+            length = length if context.chain.keepsLength else None
             out.removeHeader(b"Content-Length")
         if length is not None:
             out.setRawHeaders(b"Content-Length", [b"%d" % (length,)])
