@@ -404,3 +404,32 @@ class VariantRevalidationTests(CacheTestCase):
         backend.respond(b'HTTP/1.1 304 Not Modified\r\nConnection: close\r\nETag: "e"\r\n\r\n')
         status, headers, body = parse(fr.received())
         self.assertEqual((body, headers[b"x-cache"]), (b"french", [b"REVALIDATED"]))
+
+
+class StageOrderTests(CacheTestCase):
+    def test_hitStillChecksAccess(self):
+        """
+        The cache comes after the access rules: a denied client gets 403,
+        never the stored response.
+        """
+        proxy = self.proxy(access={"deny": ["10.9.9.9"]})
+        self.miss(proxy)
+        denied = proxy.client("10.9.9.9", 5)
+        denied.send(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(parse(denied.received())[0], 403)
+        self.assertEqual(xcache(request(proxy).received()), b"HIT")
+
+    def test_headerRulesRunOnHits(self):
+        proxy = self.proxy(headers={"response_set": {"X-Edge": "{client_ip}"}})
+        self.miss(proxy)
+        hit = proxy.client("10.0.0.7", 6)
+        hit.send(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+        headers = parse(hit.received())[1]
+        self.assertEqual((headers[b"x-cache"], headers[b"x-edge"]), ([b"HIT"], [b"10.0.0.7"]))
+
+    def test_chainOrder(self):
+        proxy = self.proxy(compress=True, access={"deny": ["10.9.9.9"]},
+                           headers={"response_set": {"X-A": "b"}})
+        names = proxy.resource.runtime.match("h", "/").chain.names()
+        self.assertEqual(names[names.index("access"):],
+                         ("access", "header_rules", "forwarded", "cache", "compress", "access_log"))
