@@ -159,3 +159,19 @@ class ProxyCoalescingTests(SynchronousTestCase):
         self.assertEqual(len(proxy.pending()), 1)
         proxy.accept().respond(response(CACHED, b"y" * 20))
         self.assertEqual(parse(waiter.received())[2], b"y" * 20)
+
+    def test_rangeAndConditionalsDoNotLead(self):
+        """
+        A request with Range or a conditional goes alone (its 206 or 304
+        could answer no one else); a plain one arriving meanwhile leads.
+        """
+        proxy = self.proxy()
+        request(proxy, headers=b"Range: bytes=0-1\r\n")
+        request(proxy, headers=b'If-None-Match: "x"\r\n')
+        plain = request(proxy)
+        self.assertEqual(len(proxy.pending()), 3)
+        for _ in range(2):
+            proxy.accept().respond(response(b"206 Partial Content\r\nContent-Range: bytes 0-1/5", b"ab"))
+        proxy.accept().respond(response(CACHED, b"abcde"))
+        self.assertEqual(parse(plain.received())[2], b"abcde")
+        self.assertEqual(len(proxy.services.cache.store), 1)

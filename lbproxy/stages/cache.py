@@ -188,9 +188,10 @@ class CacheStage(Stage):
             return self._gatewayTimeout(state)
         headers = request.requestHeaders
         if (request.method != b"GET" or headers.hasHeader(b"if-none-match")
-                or headers.hasHeader(b"if-modified-since")):
+                or headers.hasHeader(b"if-modified-since") or headers.hasHeader(b"range")):
             # Forwarded alone: a HEAD stores nothing, and the backend may
-            # answer a conditional with a 304 that is not for storing.
+            # answer a conditional with a 304, a range with a 206, neither
+            # for storing nor for the others waiting.
             return self._forward(state, candidate=False)
         flight = self._coalescer.lead(state.key, state)
         if flight is not None:
