@@ -6,7 +6,8 @@ The cache and compression benchmark (docs/caching.md, "Measured"):
     lbproxy, and through nginx with C{proxy_cache} on the same content from
     the same nginx backend, in one run (wrk, keep-alive);
   - C{coalesce}: 1,000 concurrent requests for one cold key through
-    lbproxy, and how many requests the backend got (a count, not a time);
+    lbproxy (and another through nginx with C{proxy_cache_lock}), and how
+    many requests the backend got (a count, not a time);
   - C{compress}: compression ratio and throughput of a 1 MiB HTML and a
     1 MiB JSON body, gzip and brotli, in process with lbproxy's encoders
     (64 KiB pieces, each flushed as the stage does) and through the proxy
@@ -228,7 +229,12 @@ def _body(raw: bytes) -> bytes:
 
 
 def measure_coalesce(args, processes: Processes, temp: str) -> dict:
-    backend, lb_port, other = free_ports(3)
+    """
+    1,000 concurrent requests for one cold key (the backend answers after
+    2 s) through lbproxy, then for another cold key through nginx with
+    C{proxy_cache_lock on}: how many requests reached the backend.
+    """
+    backend, lb_port, other, nginx_port = free_ports(4)
     started = processes.start("cache-backend-py", [args.python, "-m", "bench.cache_backend",
                                                    "--port", str(backend)])
     wait_for_port(started, backend, 20)
@@ -236,16 +242,32 @@ def measure_coalesce(args, processes: Processes, temp: str) -> dict:
     started = processes.start("lbproxy-coalesce", twistd(args.python) + [
         "-n", "--pidfile=", "lbproxy", "--config", config])
     wait_for_port(started, lb_port, 30)
-    path = "/c/cold?size=20000&delay=2"
-    began = time.monotonic()
-    responses = asyncio.run(_coalesced_requests(lb_port, path, args.concurrent))
-    elapsed = time.monotonic() - began
+    subjects = [("lbproxy", lb_port, "/c/cold-lbproxy")]
+    if args.nginx:
+        name = "nginx-coalesce"
+        os.makedirs(os.path.join(temp, f"{name}-temp"), exist_ok=True)
+        path = _write(temp, f"{name}.conf", nginx_cache_proxy_config(
+            temp, nginx_port, backend, _nginx_user()).replace("nginx-cache", name))
+        started = processes.start(name, [args.nginx, "-p", temp, "-e",
+                                         os.path.join(temp, f"{name}-error.log"),
+                                         "-c", path, "-g", "daemon off;"])
+        wait_for_port(started, nginx_port, 20)
+        subjects.append(("nginx proxy_cache_lock", nginx_port, "/c/cold-nginx"))
     expected = html_body(20000)
-    exact = sum(1 for r in responses if _body(r) == expected)
-    with urllib.request.urlopen(f"http://127.0.0.1:{backend}/count", timeout=10) as r:
-        counts = json.loads(r.read())
-    return {"concurrent": args.concurrent, "backend_requests": counts.get("/c/cold", 0),
-            "byte_exact_responses": exact, "seconds": round(elapsed, 2)}
+    results = {}
+    for subject, port, path in subjects:
+        began = time.monotonic()
+        responses = asyncio.run(_coalesced_requests(port, path + "?size=20000&delay=2",
+                                                    args.concurrent))
+        elapsed = time.monotonic() - began
+        with urllib.request.urlopen(f"http://127.0.0.1:{backend}/count", timeout=10) as r:
+            counts = json.loads(r.read())
+        results[subject] = {
+            "concurrent": args.concurrent, "backend_requests": counts.get(path, 0),
+            "byte_exact_responses": sum(1 for r in responses if _body(r) == expected),
+            "seconds": round(elapsed, 2),
+        }
+    return results
 
 
 def _codec(coding: bytes, body: bytes, rounds: int) -> dict:
