@@ -370,8 +370,6 @@ class ControlFrameFloodTests(H2GuardTestCase):
             if backend is None:
                 backend = self.proxy.accept()
             backend.respond(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (size,))
-            # (Within the client's window: Twisted's send loop spins while
-            # a window is exhausted, which a memory clock never ends.)
             backend.respond(b"x" * size)
             pump.flush()
             self.assertEqual(len(client.responses[stream]["body"]), size)
@@ -379,3 +377,138 @@ class ControlFrameFloodTests(H2GuardTestCase):
         # What a download earns is banked up to the bound only.
         self.flood(client, pump, WindowUpdateFrame(0, window_increment=1).serialize(), 100)
         self.assertCalmed(client)
+
+
+class FlowControlTests(H2GuardTestCase):
+    """
+    A response waiting on an exhausted flow-control window waits without
+    work: Twisted's send loop would reschedule itself at once, again and
+    again, until the client gave credit (L{ProxyH2Connection}'s guard).
+    """
+
+    def setUp(self) -> None:
+        H2GuardTestCase.setUp(self)
+        # A busy loop would never let the memory clock's advance(0) return:
+        # make it fail the test instead of hanging it.
+        reactor = self.proxy.reactor
+        callLater = reactor.callLater
+        spins = {"at": None, "count": 0}
+
+        def guardedCallLater(delay, f, *args, **kwargs):
+            if delay == 0:
+                now = reactor.seconds()
+                if spins["at"] != now:
+                    spins["at"], spins["count"] = now, 0
+                spins["count"] += 1
+                if spins["count"] > 10000:
+                    raise AssertionError("busy loop: 10,000 calls with no delay")
+            return callLater(delay, f, *args, **kwargs)
+
+        self.patch(reactor, "callLater", guardedCallLater)
+
+    def dueCalls(self) -> list:
+        """
+        The reactor's calls that are due now (a busy loop keeps one).
+        """
+        reactor = self.proxy.reactor
+        return [c for c in reactor.getDelayedCalls() if c.getTime() <= reactor.seconds()]
+
+    def settle(self, pump) -> None:
+        """
+        Pump until nothing is due (at most 100 rounds: a busy loop never
+        settles).
+        """
+        for _ in range(100):
+            pump.flush()
+            if not self.dueCalls():
+                return
+            self.proxy.reactor.advance(0)
+
+    def stalledDownload(self, size=100000, sent=None):
+        client, pump = self.h2()
+        client.acknowledge = False
+        stream = client.request(b"GET", b"/big", b"www.mango.com")
+        self.settle(pump)
+        backend = self.proxy.accept()
+        backend.respond(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (size,))
+        backend.respond(b"x" * (size if sent is None else sent))
+        self.settle(pump)
+        # The client's initial window (65,535 bytes) is used up.
+        self.assertEqual(len(client.responses[stream]["body"]), min(size, 65535))
+        return client, pump, stream, backend
+
+    def test_exhaustedWindowIdle(self) -> None:
+        """
+        With the window exhausted, nothing is scheduled to run at once:
+        the stream is parked, and the backend paused.
+        """
+        client, pump, stream, backend = self.stalledDownload(1000000, sent=100000)
+        self.assertEqual(self.dueCalls(), [])
+        self.assertEqual(backend.transport.producerState, "paused")
+
+    def test_creditResumes(self) -> None:
+        """
+        A C{WINDOW_UPDATE} for the stream and the connection wakes the
+        parked stream: the rest of the response arrives and the stream
+        ends.
+        """
+        size = 100000
+        client, pump, stream, backend = self.stalledDownload(size)
+        client.acknowledge = True
+        client.conn.increment_flow_control_window(size)
+        client.conn.increment_flow_control_window(size, stream_id=stream)
+        client._flush()
+        self.settle(pump)
+        self.assertEqual(len(client.responses[stream]["body"]), size)
+        self.assertTrue(client.responses[stream]["ended"])
+        self.assertEqual(self.dueCalls(), [])
+
+    def test_streamCreditOnly(self) -> None:
+        """
+        Credit for the stream while the connection's window stays
+        exhausted sends nothing and parks the stream again, idle; the
+        connection's credit then completes the response.
+        """
+        size = 100000
+        client, pump, stream, backend = self.stalledDownload(size)
+        client.conn.increment_flow_control_window(size, stream_id=stream)
+        client._flush()
+        self.settle(pump)
+        self.assertEqual(len(client.responses[stream]["body"]), 65535)
+        self.assertEqual(self.dueCalls(), [])
+        client.acknowledge = True
+        client.conn.increment_flow_control_window(size)
+        client._flush()
+        self.settle(pump)
+        self.assertEqual(len(client.responses[stream]["body"]), size)
+        self.assertTrue(client.responses[stream]["ended"])
+
+    def test_otherStreamsGoOn(self) -> None:
+        """
+        A parked stream does not hold up the connection's other streams.
+        """
+        client, pump, stream, backend = self.stalledDownload(1000000, sent=100000)
+        # Credit for the connection, none for the parked stream.
+        client.conn.increment_flow_control_window(100000)
+        client._flush()
+        small = client.request(b"GET", b"/small", b"www.mango.com")
+        self.settle(pump)
+        other = self.proxy.accept()
+        other.respond(OK)
+        self.settle(pump)
+        self.assertEqual(client.responses[small]["body"], b"hello")
+        self.assertTrue(client.responses[small]["ended"])
+        self.assertEqual(len(client.responses[stream]["body"]), 65535)
+        self.assertEqual(self.dueCalls(), [])
+
+    def test_withheldCreditTimesOut(self) -> None:
+        """
+        A client that never gives credit is closed by the idle timeout
+        (the parked stream does not keep resetting it), and the backend
+        connection is dropped.
+        """
+        client, pump, stream, backend = self.stalledDownload()
+        self.assertEqual(self.dueCalls(), [])
+        self.proxy.reactor.advance(self.proxy.site.limits.keepalive_timeout + 1)
+        self.settle(pump)
+        self.assertIsNotNone(client.lost)

@@ -194,7 +194,7 @@ class ProxyRequest(server.Request):
         """
         The controls of the connection the request came on: the
         L{ProxyChannel} for HTTP/1.x, the stream's
-        L{lbproxy.frontend.http2.StreamInbound} for HTTP/2 (L{None} once the client
+        L{lbproxy.frontend.h2inbound.StreamInbound} for HTTP/2 (L{None} once the client
         is gone).  Both offer C{pauseBody}, C{resumeBody}, C{abandonInput},
         C{abortResponse}, C{persistent} and C{transport}.
         """
