@@ -18,8 +18,6 @@ from hyperframe.frame import (
 )
 
 from tests.test_tls_proxy import OK, TLSProxyTestCase
-from lbproxy.frontend.h2guard import H2Limits
-from lbproxy.frontend.http2 import ProxyH2Connection
 from lbproxy.testing.tls import H2Client
 
 
@@ -29,6 +27,13 @@ class H2GuardTestCase(TLSProxyTestCase):
         pump.flush()
         self.assertEqual(tls.negotiatedProtocol, b"h2")
         return client, pump
+
+    def configureBounds(self, http2: dict) -> None:
+        """
+        Serve with these C{[server.http2]} settings from now on.
+        """
+        self.server = {"http2": http2}
+        H2GuardTestCase.setUp(self)
 
     def assertConnectionUsable(self, client, pump) -> None:
         """
@@ -207,6 +212,26 @@ class RapidResetTests(H2GuardTestCase):
             self.proxy.reactor.advance(10)
         self.assertConnectionUsable(client, pump)
 
+    def test_configuredBound(self) -> None:
+        """
+        C{[server.http2] max_resets} and C{interval} set the bound: 300
+        resets in 10 s pass under a bound of 400, and 100 every 2 s pass
+        under 150 per 2 s, while the default (200 per 10 s) would refuse
+        both.
+        """
+        self.configureBounds({"max_resets": 400})
+        client, pump = self.h2()
+        self.assertEqual(self.flood(client, pump, 3), 300)
+        self.assertConnectionUsable(client, pump)
+        self.configureBounds({"max_resets": 150, "interval": 2})
+        client, pump = self.h2()
+        for _ in range(5):
+            self.assertEqual(self.flood(client, pump, 1), 100)
+            self.proxy.reactor.advance(2)
+        self.assertConnectionUsable(client, pump)
+        self.flood(client, pump, 2)
+        self.assertEqual(client.goaway, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+
     def test_resetOfFinishedStream(self) -> None:
         """
         A reset for a stream whose response is complete, while the client
@@ -360,7 +385,7 @@ class ControlFrameFloodTests(H2GuardTestCase):
         count against the bound: each response chunk lbproxy sends (and
         each 8 KiB of it) makes room for one more.
         """
-        self.patch(ProxyH2Connection, "limits", H2Limits(controlFrames=10))
+        self.configureBounds({"max_control_frames": 10})
         client, pump = self.h2()
         size = 16 * 1024
         backend = None

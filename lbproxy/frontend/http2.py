@@ -72,7 +72,7 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
     bounds of L{limits} the client gets C{GOAWAY(ENHANCE_YOUR_CALM)} and
     the connection closes.
 
-    @cvar limits: The bounds on client resets and control frames.
+    @ivar limits: The bounds on client resets and control frames.
     @ivar calmedFor: Why the connection was closed for going over a
         bound, or L{None}.
     """
@@ -81,12 +81,19 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
     calmedFor: Optional[str] = None
     _log = Logger()
 
-    def __init__(self, reactor) -> None:
+    def __init__(self, reactor, limits: Optional[H2Limits] = None) -> None:
+        """
+        @param reactor: the reactor, for timers.
+        @param limits: the bounds (C{[server.http2]}); the defaults if
+            L{None}.
+        """
         H2Connection.__init__(self, reactor)
         self._siteRequestFactory = None
         if reactor is None:  # pragma: no cover - lbproxy always passes one
             from twisted.internet import reactor
-        limits = self.limits
+        if limits is None:
+            limits = self.limits
+        self.limits = limits
         self._frames = FrameCounter()
         self._resets = FrameBudget(reactor, limits.resets, limits.interval)
         self._controls = FrameBudget(reactor, limits.controlFrames, limits.interval)
@@ -392,7 +399,9 @@ class NegotiatingChannel:
         # as HTTP/2), and gives up being the transport's producer.
         old.connectionLost(Failure(ConnectionDone("switched to HTTP/2")))
         self.transport.unregisterProducer()
-        channel = ProxyH2Connection(self.factory.reactor)
+        channel = ProxyH2Connection(
+            self.factory.reactor, self.limits.h2 if self.limits is not None else None
+        )
         self._configure(channel)
         if self.limits is not None:
             # The site's idle timeout is off (the HTTP/1.1 channel has its
