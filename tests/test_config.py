@@ -422,6 +422,11 @@ class ServerTests(_Helpers):
             "server.http2.max_reset", "unknown key", http2={"max_reset": 5}
         )
         self.assertServerError("server.http2", "expected a table", http2=5)
+        self.assertEqual(self.server(http2={"penalty": 0}).http2.penalty, 0)
+        self.assertServerError(
+            "server.http2.penalty", "must be from 0 to 300 seconds, got 301",
+            http2={"penalty": 301},
+        )
 
     def test_listenBacklog(self) -> None:
         """

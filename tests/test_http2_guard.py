@@ -17,7 +17,11 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
 from tests.test_tls_proxy import OK, TLSProxyTestCase
+from lbproxy.frontend.penalty import LONGEST, MEMORY, RepeatOffenders
 from lbproxy.testing.tls import H2Client
 
 
@@ -537,3 +541,107 @@ class FlowControlTests(H2GuardTestCase):
         self.proxy.reactor.advance(self.proxy.site.limits.keepalive_timeout + 1)
         self.settle(pump)
         self.assertIsNotNone(client.lost)
+
+
+class RepeatOffendersTests(SynchronousTestCase):
+    """
+    L{RepeatOffenders}: refusals after an offence, doubling, forgetting.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.offenders = RepeatOffenders(self.clock, 10.0, maxAddresses=3)
+
+    def test_refusedForPenalty(self) -> None:
+        """
+        After an offence the address is refused for the penalty, then
+        let in again; other addresses are not refused.
+        """
+        self.assertFalse(self.offenders.refuses("192.0.2.1"))
+        self.assertEqual(self.offenders.offended("192.0.2.1"), 10.0)
+        self.assertTrue(self.offenders.refuses("192.0.2.1"))
+        self.assertFalse(self.offenders.refuses("192.0.2.2"))
+        self.clock.advance(9.9)
+        self.assertTrue(self.offenders.refuses("192.0.2.1"))
+        self.clock.advance(0.1)
+        self.assertFalse(self.offenders.refuses("192.0.2.1"))
+        self.assertEqual(self.offenders.refused, 2)
+
+    def test_doubling(self) -> None:
+        """
+        Each offence within L{MEMORY} doubles the refusal, up to
+        L{LONGEST}; an offence after a quiet L{MEMORY} starts again.
+        """
+        seen = []
+        for _ in range(8):
+            seen.append(self.offenders.offended("192.0.2.1"))
+            self.clock.advance(seen[-1])
+        self.assertEqual(seen, [10.0, 20.0, 40.0, 80.0, 160.0, LONGEST, LONGEST, LONGEST])
+        self.clock.advance(MEMORY)
+        self.assertFalse(self.offenders.refuses("192.0.2.1"))
+        self.assertEqual(self.offenders.offended("192.0.2.1"), 10.0)
+
+    def test_off(self) -> None:
+        """
+        A penalty of 0 refuses nothing.
+        """
+        offenders = RepeatOffenders(self.clock, 0)
+        self.assertEqual(offenders.offended("192.0.2.1"), 0)
+        self.assertFalse(offenders.refuses("192.0.2.1"))
+
+    def test_bounded(self) -> None:
+        """
+        At most C{maxAddresses} are remembered; the least recently
+        offending is forgotten first.
+        """
+        for n in range(4):
+            self.offenders.offended("192.0.2.%d" % (n,))
+        self.assertFalse(self.offenders.refuses("192.0.2.0"))
+        for n in range(1, 4):
+            self.assertTrue(self.offenders.refuses("192.0.2.%d" % (n,)))
+
+
+class ReconnectingFloodTests(H2GuardTestCase):
+    """
+    A client closed for a flood is refused new connections from its
+    address for C{[server.http2] penalty} seconds, so reconnecting does
+    not renew the flood.
+    """
+
+    def calm(self):
+        client, pump = self.h2()
+        ping = PingFrame(0, opaque_data=b"12345678").serialize()
+        client.transport.write(ping * 1100)
+        pump.flush()
+        self.assertEqual(client.goaway, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+
+    def test_reconnectRefused(self) -> None:
+        """
+        After the flood, a new connection from the address is closed at
+        once (no handshake, no request); after the penalty a new one
+        serves again.
+        """
+        self.calm()
+        tls, client, pump = self.connect(
+            "www.mango.com", alpn=(b"h2", b"http/1.1"), protocol=H2Client
+        )
+        pump.flush()
+        # The client's TLS layer lost its connection (and dropped the
+        # protocol it wrapped) without a handshake.
+        self.assertTrue(tls.transport.disconnected)
+        self.assertIsNone(client)
+        self.assertIsNone(tls.negotiatedProtocol)
+        self.assertEqual(self.proxy.site.openConnections, 0)
+        self.assertEqual(self.factory.wrappedFactory.offenders.refused, 1)
+        self.proxy.reactor.advance(10)
+        client, pump = self.h2()
+        self.assertConnectionUsable(client, pump)
+
+    def test_penaltyOff(self) -> None:
+        """
+        With C{penalty = 0} the client may reconnect at once.
+        """
+        self.configureBounds({"penalty": 0})
+        self.calm()
+        client, pump = self.h2()
+        self.assertConnectionUsable(client, pump)

@@ -126,10 +126,14 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
         does the same but is not in every supported version.)
         """
         self.calmedFor = what
+        offenders = getattr(self.factory, "offenders", None)
+        refused = offenders.offended(_host(self.transport)) if offenders is not None else 0
         self._log.info(
-            "HTTP/2 client {peer}: too many {what}; GOAWAY(ENHANCE_YOUR_CALM)",
+            "HTTP/2 client {peer}: too many {what}; GOAWAY(ENHANCE_YOUR_CALM); "
+            "its new connections refused for {refused:g} s",
             peer=self.transport.getPeer(),
             what=what,
+            refused=refused,
         )
         try:
             self.conn.close_connection(error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
@@ -378,6 +382,11 @@ class NegotiatingChannel:
         if self.limits is not None:
             self.channel.limits = self.limits
         self.channel.makeConnection(transport)
+        offenders = getattr(self.factory, "offenders", None)
+        if offenders is not None and offenders.refuses(_host(transport)):
+            # A repeat offender (lbproxy.frontend.penalty): closed before
+            # its TLS handshake costs anything more.
+            transport.abortConnection()
 
     def connectionMade(self) -> None:
         pass
@@ -434,3 +443,11 @@ class NegotiatingChannel:
         if not self._decided:
             return None
         return b"h2" if isinstance(self.channel, ProxyH2Connection) else b"http/1.1"
+
+
+def _host(transport) -> str:
+    """
+    The client's address (the one a PROXY header named, if any).
+    """
+    peer = transport.getPeer()
+    return str(getattr(peer, "host", peer))

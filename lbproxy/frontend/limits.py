@@ -49,5 +49,6 @@ class ClientLimits:
                 resets=server.http2.max_resets,
                 controlFrames=server.http2.max_control_frames,
                 interval=server.http2.interval,
+                penalty=server.http2.penalty,
             ),
         )
