@@ -17,12 +17,15 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
+from twisted.test.iosim import FakeTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.test_tls_proxy import OK, TLSProxyTestCase
+from lbproxy.frontend.http2 import CALMED_GRACE
 from lbproxy.frontend.penalty import LONGEST, MEMORY, RepeatOffenders
-from lbproxy.testing.tls import H2Client
+from lbproxy.testing.tls import CLIENT_ADDRESS, SERVER_ADDRESS, H2Client
 
 
 class H2GuardTestCase(TLSProxyTestCase):
@@ -358,6 +361,27 @@ class ControlFrameFloodTests(H2GuardTestCase):
         self.flood(client, pump, frame, 1100)
         self.assertCalmed(client)
 
+    def test_silentClientAborted(self) -> None:
+        """
+        A flooding client that reads nothing, so never answers lbproxy's
+        TLS close_notify (TLS would wait for it, reading and decrypting
+        all the while), is aborted C{CALMED_GRACE} seconds after its
+        C{GOAWAY}.
+        """
+        client, pump = self.h2()
+        client.transport.write(PingFrame(0, opaque_data=b"12345678").serialize() * 1100)
+        # Deliver the client's bytes only; what the server sends is lost.
+        self.proxy.reactor.advance(0)
+        pump.server.dataReceived(pump.clientIO.getOutBuffer())
+        self.proxy.reactor.advance(0)
+        pump.serverIO.getOutBuffer()
+        self.assertEqual(pump.server.wrappedProtocol.channel.calmedFor, "control frames")
+        self.assertFalse(pump.serverIO.disconnecting)
+        self.proxy.reactor.advance(CALMED_GRACE)
+        self.assertTrue(pump.serverIO.disconnecting)
+        pump.flush()
+        self.assertEqual(self.proxy.site.openConnections, 0)
+
     def test_withinBoundPerInterval(self) -> None:
         """
         900 PINGs every 10 s go on for as long as the client likes; each
@@ -622,17 +646,17 @@ class ReconnectingFloodTests(H2GuardTestCase):
         serves again.
         """
         self.calm()
-        tls, client, pump = self.connect(
-            "www.mango.com", alpn=(b"h2", b"http/1.1"), protocol=H2Client
+        # Refused as it is accepted: no protocol, so the socket is closed.
+        self.assertIsNone(self.factory.buildProtocol(CLIENT_ADDRESS))
+        # Behind a PROXY header the accepted address is the balancer's and
+        # the client's is only known once the connection is made.
+        server = self.factory.buildProtocol(IPv4Address("TCP", "192.0.2.99", 1234))
+        transport = FakeTransport(
+            server, isServer=True, hostAddress=SERVER_ADDRESS, peerAddress=CLIENT_ADDRESS
         )
-        pump.flush()
-        # The client's TLS layer lost its connection (and dropped the
-        # protocol it wrapped) without a handshake.
-        self.assertTrue(tls.transport.disconnected)
-        self.assertIsNone(client)
-        self.assertIsNone(tls.negotiatedProtocol)
-        self.assertEqual(self.proxy.site.openConnections, 0)
-        self.assertEqual(self.factory.wrappedFactory.offenders.refused, 1)
+        server.makeConnection(transport)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.factory.wrappedFactory.offenders.refused, 2)
         self.proxy.reactor.advance(10)
         client, pump = self.h2()
         self.assertConnectionUsable(client, pump)

@@ -60,7 +60,11 @@ except ImportError:  # pragma: no cover - h2 is an install requirement
 else:
     H2_AVAILABLE = True
 
-__all__ = ["H2_AVAILABLE", "NegotiatingChannel", "ProxyH2Connection", "StreamInbound"]
+#: Seconds a client closed for going over a bound has to close its side
+#: (answer the TLS close_notify) before its connection is aborted.
+CALMED_GRACE = 2.0
+
+__all__ = ["CALMED_GRACE", "H2_AVAILABLE", "NegotiatingChannel", "ProxyH2Connection", "StreamInbound"]
 
 
 class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
@@ -79,6 +83,10 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
 
     limits = H2Limits()
     calmedFor: Optional[str] = None
+    _calmedAbort = None
+    #: Whether the transport reported the connection lost (None while
+    #: _enhanceYourCalm ends the streams itself).
+    _transportLost: Optional[bool] = False
     _log = Logger()
 
     def __init__(self, reactor, limits: Optional[H2Limits] = None) -> None:
@@ -140,11 +148,22 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
         except h2.exceptions.H2Error:  # pragma: no cover - closed already
             pass
         if self._tryToWriteControlData():
-            self.transport.loseConnection()
+            transport = self.transport
+            transport.loseConnection()
+            closed = self._transportLost
             # Timers stay: a client that does not read is still timed out.
+            self._transportLost = None
             self.connectionLost(
                 Failure(ConnectionLost("too many " + what)), _cancelTimeouts=False
             )
+            self._transportLost = closed
+            # TLS closes only once the client answers lbproxy's close_notify,
+            # reading (and decrypting) until then: a flooding client never
+            # answers.  It gets CALMED_GRACE seconds.
+            if not closed:
+                self._calmedAbort = self._reactor.callLater(
+                    CALMED_GRACE, transport.abortConnection
+                )
 
     # H2Connection builds each stream's request through requestFactory.
     @property
@@ -304,6 +323,11 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
         self._releaseTransport()
 
     def connectionLost(self, reason, *args, **kwargs) -> None:
+        if self._transportLost is not None:
+            # The transport's own report (not _enhanceYourCalm's).
+            self._transportLost = True
+            if self._calmedAbort is not None and self._calmedAbort.active():
+                self._calmedAbort.cancel()
         H2Connection.connectionLost(self, reason, *args, **kwargs)
         self._releaseTransport()
 

@@ -125,6 +125,16 @@ class _ServerTLSFactory(TLSMemoryBIOFactory):
     def _applyProtocolNegotiation(self, connection) -> None:
         pass
 
+    def buildProtocol(self, addr):
+        # A repeat offender (lbproxy.frontend.penalty) is refused before a
+        # TLS connection object is made for it: returning None closes the
+        # accepted socket.  (Behind a PROXY header, its address is only
+        # known later: NegotiatingChannel checks again.)
+        offenders = getattr(self.wrappedFactory, "offenders", None)
+        if offenders is not None and offenders.refuses(str(getattr(addr, "host", addr))):
+            return None
+        return TLSMemoryBIOFactory.buildProtocol(self, addr)
+
 
 class TLSEdge:
     """
