@@ -11,7 +11,7 @@ from OpenSSL import SSL
 from twisted.internet.ssl import Certificate, CertificateOptions, optionsForClientTLS
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy.frontend import http
+from lbproxy.frontend import body
 from lbproxy.config import parse_config
 from lbproxy.testing import Client, ProxyHarness
 from lbproxy.tls.edge import TLSEdge
@@ -410,12 +410,12 @@ class HTTP2Tests(TLSProxyTestCase):
             client.send(stream, chunk)
             sent += len(chunk)
             pump.flush()
-        self.assertGreater(sent, http.BODY_HIGH_WATER)
-        self.assertLess(sent, http.BODY_HIGH_WATER + 2 * 65536)
+        self.assertGreater(sent, body.BODY_HIGH_WATER)
+        self.assertLess(sent, body.BODY_HIGH_WATER + 2 * 65536)
         backend = self.proxy.accept()
         pump.flush()
         self.assertGreaterEqual(client.conn.local_flow_control_window(stream), len(chunk))
-        self.assertGreater(len(backend.received()), http.BODY_HIGH_WATER)
+        self.assertGreater(len(backend.received()), body.BODY_HIGH_WATER)
 
     def test_pausedStreamGivesBackWindow(self) -> None:
         """

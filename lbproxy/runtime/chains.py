@@ -58,7 +58,9 @@ def build_chains(
     for route in routes:
         pool = pools[route.pool]
         scope = Scope(ROUTE, config, services, shared, route, pool)
-        terminal = Forward(pool, services, server.response_timeout)
+        terminal = Forward(
+            pool, services, server.response_timeout, route.request_buffering
+        )
         compiled[id(route)] = CompiledRoute(route, pool, Chain(stages_for(scope), terminal))
     entry = Chain(
         stages_for(Scope(ENTRY, config, services, shared)), RouteRequest(match, unrouted)

@@ -86,7 +86,9 @@ class Exchange:
         request.notifyFinish().addErrback(self._clientGone)
 
     def start(self) -> None:
-        self._attempt()
+        if not self.done:
+            # (After a held body, the request may have ended meanwhile.)
+            self._attempt()
 
     # Choosing and connecting ------------------------------------------------
 
