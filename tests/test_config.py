@@ -954,7 +954,7 @@ class RouteTests(_Helpers):
         self.assertRouteError(
             "routes[0].prefix",
             "unknown key",
-            "known: access, cors, headers, host, max_body_size, path, pool, rate_limit, strip_prefix",
+            "known: access, cors, headers, host, max_body_size, path, pool, rate_limit, ",
             prefix="/a",
         )
 
