@@ -44,6 +44,7 @@ _SERVER_KEYS = (
     "request_id_header",
     "response_timeout",
     "trusted_proxies",
+    "websocket_idle_timeout",
     "workers",
 )
 _TIMEOUTS = (
@@ -54,6 +55,7 @@ _TIMEOUTS = (
     "client_body_timeout",
     "client_request_timeout",
     "keepalive_timeout",
+    "websocket_idle_timeout",
 )
 #: Client limits, with their smallest value.
 _LIMITS = (
@@ -113,6 +115,9 @@ class ServerConfig:
         listener, unless its endpoint string sets C{backlog=}; Twisted's
         default of 50 makes a burst of connects wait for SYN retransmits.
     @ivar http2: Bounds per HTTP/2 client connection (C{[server.http2]}).
+    @ivar websocket_idle_timeout: Seconds an upgraded connection (a
+        WebSocket) may pass no byte either way before both sides are
+        closed.
     @ivar workers: Processes serving the listeners (C{"auto"} in the file:
         one per CPU); more than one needs C{tcp:} listen strings.
     """
@@ -142,6 +147,7 @@ class ServerConfig:
     workers: int = 1
     listen_backlog: int = 511
     http2: Http2Config = Http2Config()
+    websocket_idle_timeout: float = 3600.0
 
 
 def parse_server(value: Any, key: str, reader: Reader) -> ServerConfig:
