@@ -28,6 +28,7 @@ from lbproxy.app.parent import stop_reactor
 from lbproxy.app.wiring import ProxyCore
 from lbproxy.health.checker import probe_client
 from lbproxy.app.signals import SignalService
+from lbproxy.relay.tcp import tcp_services
 from lbproxy.tls.edge import TLSEdge
 from lbproxy.tls.material import TLSMaterial
 from lbproxy.app.workers import (
@@ -89,6 +90,9 @@ class ProxyService(MultiService):
         self.registry = core.registry
         self.health = core.health
         self.health.setServiceParent(self)
+        if self.role != "worker" and config.tcp:
+            # [[tcp]] services run in the single or main process, not workers.
+            tcp_services(config, reactor, core, self._endpoint).setServiceParent(self)
         if self.role == "main":
             self._superviseWorkers(config, reactor, spawn or reactor.spawnProcess)
             return

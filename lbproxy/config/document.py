@@ -26,6 +26,7 @@ from lbproxy.config.ratelimit import RateLimitConfig, parse_rate_limit
 from lbproxy.config.reader import Reader
 from lbproxy.config.routes import Route, parse_route
 from lbproxy.config.server import ServerConfig, parse_server
+from lbproxy.config.tcp import TCPService, parse_tcp_services
 from lbproxy.config.tls import TLSConfig, parse_tls
 
 __all__ = ["Config", "load_config", "parse_config"]
@@ -40,6 +41,7 @@ _TOP_KEYS = (
     "routes",
     "server",
     "targets",
+    "tcp",
     "tls",
 )
 
@@ -61,6 +63,7 @@ class Config:
     @ivar tls: The C{[tls]} listeners, or L{None}.
     @ivar access: The global C{[access]} rules, or L{None}.
     @ivar rate_limit: The global C{[rate_limit]}, or L{None}.
+    @ivar tcp: The C{[[tcp]]} services.
     """
 
     path: str
@@ -72,6 +75,7 @@ class Config:
     tls: Optional[TLSConfig] = None
     access: Optional[AccessConfig] = None
     rate_limit: Optional[RateLimitConfig] = None
+    tcp: Tuple[TCPService, ...] = ()
 
 
 def load_config(path: str) -> Config:
@@ -148,6 +152,12 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
         used.update({d.listen: f"demo[{i}].listen" for i, d in enumerate(demo)})
         tls = parse_tls(top["tls"], "tls", reader, used)
     _check_workers(reader, server, tls)
+    tcp: Tuple[TCPService, ...] = ()
+    if "tcp" in top:
+        used.update({d.listen: f"demo[{i}].listen" for i, d in enumerate(demo)})
+        if tls is not None:
+            used.update({d: f"tls.listen[{i}]" for i, d in enumerate(tls.listen)})
+        tcp = parse_tcp_services(top["tcp"], "tcp", reader, used, pools)
 
     access = None
     if "access" in top:
@@ -166,6 +176,7 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
         tls=tls,
         access=access,
         rate_limit=rate_limit,
+        tcp=tcp,
     )
 
 
