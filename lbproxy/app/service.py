@@ -28,6 +28,7 @@ from lbproxy.app.parent import stop_reactor
 from lbproxy.app.wiring import ProxyCore
 from lbproxy.health.checker import probe_client
 from lbproxy.app.signals import SignalService
+from lbproxy.relay.passthrough import with_passthrough
 from lbproxy.relay.tcp import tcp_services
 from lbproxy.tls.edge import TLSEdge
 from lbproxy.tls.material import TLSMaterial
@@ -100,7 +101,7 @@ class ProxyService(MultiService):
         self.site = core.site
         plainSite = self.tls.plainSite(self.site, self.accessLog)
         listeners = [(description, plainSite) for description in server.listen]
-        listeners += self.tls.listeners(self.site)
+        listeners += with_passthrough(config, reactor, core, self.tls.listeners(self.site))
         if self.role == "worker":
             for fd, (description, factory) in zip(listenFDs, listeners):
                 AdoptedPort(reactor, fd, description, factory, server.proxy_protocol

@@ -21,6 +21,7 @@ from lbproxy.config.demo import DemoBackend, parse_demos
 from lbproxy.config.errors import ConfigError, quote
 from lbproxy.config.flat import parse_flat_form
 from lbproxy.config.health import HealthConfig, parse_health
+from lbproxy.config.passthrough import check_passthrough
 from lbproxy.config.pools import Pool, parse_pool
 from lbproxy.config.ratelimit import RateLimitConfig, parse_rate_limit
 from lbproxy.config.reader import Reader
@@ -151,6 +152,7 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
     if "tls" in top:
         used.update({d.listen: f"demo[{i}].listen" for i, d in enumerate(demo)})
         tls = parse_tls(top["tls"], "tls", reader, used)
+        check_passthrough(reader, tls.passthrough, pools)
     _check_workers(reader, server, tls)
     tcp: Tuple[TCPService, ...] = ()
     if "tcp" in top:
