@@ -174,9 +174,12 @@ class ProxyService(MultiService):
             self.accessLog.close()
             self.accessLog = None
 
-    def _listen(self, reactor, description: str, factory, proxyProtocol: bool = False) -> None:
+    def _endpoint(self, reactor, description: str):
         # A real backlog (server.listen_backlog), not Twisted's 50.
-        endpoint = server_endpoint(reactor, description, self.config.server.listen_backlog)
+        return server_endpoint(reactor, description, self.config.server.listen_backlog)
+
+    def _listen(self, reactor, description: str, factory, proxyProtocol: bool = False) -> None:
+        endpoint = self._endpoint(reactor, description)
         if proxyProtocol:
             # Twisted's PROXY protocol (v1 and v2) support: the connection's
             # peer becomes the client address the header names.
