@@ -209,3 +209,41 @@ class ServiceTests(SynchronousTestCase):
         self.assertEqual(backend.transport.producerState, "paused")
         transport.producer.resumeProducing()
         self.assertEqual(backend.transport.producerState, "producing")
+
+
+class ConnectCheckTests(SynchronousTestCase):
+    """
+    A pool of a TCP service without an HTTP health path is checked by a
+    TCP connect.
+    """
+
+    def test_marked(self):
+        config = parse_config(CONFIG, "t.toml")
+        self.assertTrue(config.pools["pg"].health.connect_check)
+        withPath = dict(CONFIG, pools=dict(CONFIG["pools"], pg={
+            "targets": ["10.5.0.1:5432"], "health": {"path": "/up"}}))
+        self.assertFalse(parse_config(withPath, "t.toml").pools["pg"].health.connect_check)
+        noTCP = {k: v for k, v in CONFIG.items() if k != "tcp"}
+        self.assertFalse(parse_config(noTCP, "t.toml").pools["pg"].health.connect_check)
+
+    def test_probes(self):
+        """
+        Probes connect (and hang up); refused connects take the target out
+        after C{fall} of them, accepted ones bring it back after C{rise}.
+        """
+        config = dict(CONFIG, pools=dict(CONFIG["pools"], pg={
+            "targets": ["10.5.0.1:5432"], "health": {"interval": 1, "timeout": 0.5, "fall": 2, "rise": 1}}))
+        proxy = ProxyHarness(config)
+        proxy.health.startService()
+        self.addCleanup(proxy.health.stopService)
+        entry = proxy.resource.runtime.pools["pg"].members[0].state
+        self.assertTrue(entry.health.probed)
+        for _ in range(2):
+            proxy.reactor.advance(1)
+            self.assertEqual(proxy.pending(), ["10.5.0.1:5432"])
+            proxy.refuse()
+        self.assertFalse(entry.up)
+        proxy.reactor.advance(1)
+        backend = proxy.accept()
+        self.assertTrue(backend.transport.disconnecting)
+        self.assertTrue(entry.up)

@@ -27,7 +27,7 @@ from lbproxy.config.ratelimit import RateLimitConfig, parse_rate_limit
 from lbproxy.config.reader import Reader
 from lbproxy.config.routes import Route, parse_route
 from lbproxy.config.server import ServerConfig, parse_server
-from lbproxy.config.tcp import TCPService, parse_tcp_services
+from lbproxy.config.tcp import TCPService, connect_checked, parse_tcp_services
 from lbproxy.config.tls import TLSConfig, parse_tls
 
 __all__ = ["Config", "load_config", "parse_config"]
@@ -160,6 +160,11 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
         if tls is not None:
             used.update({d: f"tls.listen[{i}]" for i, d in enumerate(tls.listen)})
         tcp = parse_tcp_services(top["tcp"], "tcp", reader, used, pools)
+    relayed = [service.pool for service in tcp]
+    if tls is not None:
+        relayed += [pool for _, pool in tls.passthrough]
+    if relayed:
+        pools = connect_checked(pools, relayed)
 
     access = None
     if "access" in top:

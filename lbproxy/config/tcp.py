@@ -6,13 +6,13 @@ bytes, unchanged, to a target of a pool.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from lbproxy.config.errors import child_key, quote
 from lbproxy.config.reader import Reader
 
-__all__ = ["TCPService", "parse_tcp_services", "SEND_PROXY_VERSIONS"]
+__all__ = ["TCPService", "connect_checked", "parse_tcp_services", "SEND_PROXY_VERSIONS"]
 
 _TCP_KEYS = ("idle_timeout", "listen", "max_connections", "pool", "send_proxy")
 
@@ -96,3 +96,18 @@ def parse_tcp_services(
             settings["send_proxy"] = version
         services.append(TCPService(**settings))
     return tuple(services)
+
+
+def connect_checked(pools: Mapping[str, Any], names) -> Dict[str, Any]:
+    """
+    C{pools} with those named in C{names} (the pools of C{[[tcp]]}
+    services and TLS passthrough) checked by a TCP connect when their
+    health settings name no HTTP path (and no target has its own).
+    """
+    out = dict(pools)
+    for name in set(names):
+        pool = out[name]
+        health = pool.health
+        if health.path is None and not any(t.health_check_endpoint for t in pool.targets):
+            out[name] = replace(pool, health=replace(health, connect_check=True))
+    return out
