@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from lbproxy.config import ConfigError, parse_config
 from lbproxy.relay.connect import BackendConnector
-from lbproxy.relay.passthrough import PassthroughFactory
+from lbproxy.tls.passthrough import PassthroughFactory
 from lbproxy.relay.tcp import pool_lookup
 from lbproxy.testing import AbortableTransport, ProxyHarness, _endpoint
 from lbproxy.tls.clienthello import ClientHelloReader, MalformedHello

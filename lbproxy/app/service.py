@@ -28,7 +28,7 @@ from lbproxy.app.parent import stop_reactor
 from lbproxy.app.wiring import ProxyCore
 from lbproxy.health.checker import probe_client
 from lbproxy.app.signals import SignalService
-from lbproxy.relay.passthrough import with_passthrough
+from lbproxy.tls.passthrough import with_passthrough
 from lbproxy.relay.tcp import tcp_services
 from lbproxy.tls.edge import TLSEdge
 from lbproxy.tls.material import TLSMaterial

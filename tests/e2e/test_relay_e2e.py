@@ -22,6 +22,7 @@ import time
 from twisted.trial.unittest import SkipTest
 
 from lbproxy.testing.tls import PKI
+from bench.memory import rss_kib
 from tests.e2e.harness import E2ETestCase, childEnvironment, freePorts
 
 try:
@@ -29,6 +30,9 @@ try:
     from websockets.sync.client import connect
 except ImportError:  # pragma: no cover
     connect = None
+
+#: MiB the blasting backend sends every connection.
+BLAST_MIB = 64
 
 #: Seconds a client may take for its whole job.
 CLIENT_TIMEOUT = 60.0
@@ -56,6 +60,13 @@ targets = ["127.0.0.1:{echo1}", "127.0.0.1:{echo2}"]
 [pools.pgtls]
 targets = ["127.0.0.1:{tlsecho}"]
 
+[pools.blast]
+targets = ["127.0.0.1:{blast}"]
+
+[[tcp]]
+listen = "tcp:{tcpBlast}:interface=127.0.0.1"
+pool = "blast"
+
 [[routes]]
 path = "/"
 pool = "ws"
@@ -75,22 +86,24 @@ class RelayE2ETests(E2ETestCase):
         self.pki = PKI(str(self.workdir))
         self.pki.issue("www", ["www.example.com"], chain=True)
         self.pki.issue("db", ["db.example.com"], chain=True)
-        plain, tls, ws, echo1, echo2, tlsecho, tcp = freePorts(7)
-        self.plain, self.tls, self.tcp = plain, tls, tcp
+        plain, tls, ws, echo1, echo2, tlsecho, tcp, blast, tcpBlast = freePorts(9)
+        self.plain, self.tls, self.tcp, self.tcpBlast = plain, tls, tcp, tcpBlast
         self.echoPorts = (echo1, echo2)
-        servers = [sys.executable, "-m", "tests.e2e.relayservers"]
+        servers = [sys.executable, "-m", "bench.relayservers"]
         self.wsServer = self.start("ws", servers + ["ws", str(ws)])
         self.echo = self.start("echo", servers + ["echo", str(echo1), str(echo2)])
         self.tlsEcho = self.start(
             "tls-echo", servers + ["tls-echo", str(tlsecho), self.pki.path("db.pem"),
                                    self.pki.path("db-key.pem")]
         )
+        self.blast = self.start("blast", servers + ["blast", str(blast), str(BLAST_MIB)])
+        self.waitForPorts(self.blast, [blast])
         self.waitForPorts(self.wsServer, [ws])
         self.waitForPorts(self.echo, [echo1, echo2])
         self.waitForPorts(self.tlsEcho, [tlsecho])
         config = CONFIG.format(plain=plain, tls=tls, ws=ws, echo1=echo1, echo2=echo2,
-                               tlsecho=tlsecho, tcp=tcp)
-        self.startProxy(config, plain, alsoWaitFor=[tls, tcp])
+                               tlsecho=tlsecho, tcp=tcp, blast=blast, tcpBlast=tcpBlast)
+        self.startProxy(config, plain, alsoWaitFor=[tls, tcp, tcpBlast])
 
     # WebSocket -------------------------------------------------------------
 
@@ -199,6 +212,29 @@ class RelayE2ETests(E2ETestCase):
         counts = [after - start for after, start in zip(self.accepted(), before)]
         self.assertEqual(sum(counts), 50, counts)
         self.assertEqual(counts, [25, 25], counts)
+
+    def test_slowReaderFlatMemory(self) -> None:
+        """
+        A backend sends 64 MiB to a client that reads nothing for a while:
+        lbproxy stops reading the backend (flow control) instead of
+        buffering it, so its RSS grows by far less than what was sent;
+        then every byte arrives.
+        """
+        before = rss_kib(self.proxy.pid)
+        with socket.create_connection(("127.0.0.1", self.tcpBlast), timeout=CLIENT_TIMEOUT) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            time.sleep(1.5)
+            paused = rss_kib(self.proxy.pid)
+            total = 0
+            while True:
+                data = s.recv(1 << 20)
+                if not data:
+                    break
+                total += len(data)
+        self.assertEqual(total, BLAST_MIB << 20)
+        growth = paused - before
+        # Without flow control it would hold most of the 64 MiB.
+        self.assertLess(growth, 8 * 1024, f"RSS grew {growth} KiB")
 
     def accepted(self):
         output = self.echo.output(None)

@@ -1,6 +1,7 @@
 """
-Backends for the relay end-to-end tests, run as
-C{python -m tests.e2e.relayservers KIND ...}:
+Backends for the relay benchmark (L{bench.relays}) and end-to-end tests
+(tests/e2e/test_relay_e2e.py), run as C{python -m bench.relayservers KIND
+...}:
 
   - C{ws PORT}: a WebSocket echo server (the C{websockets} package); a
     message C{close:CODE} makes it close with that code; every close it
@@ -8,7 +9,8 @@ C{python -m tests.e2e.relayservers KIND ...}:
   - C{echo PORT...}: TCP echo servers, printing C{accepted PORT} for each
     connection;
   - C{tls-echo PORT CERT KEY}: a TLS echo server with its own
-    certificate.
+    certificate;
+  - C{blast PORT MIB}: sends MIB MiB to every connection, then closes it.
 """
 
 from __future__ import annotations
@@ -74,12 +76,32 @@ async def _tlsEcho(port: int, cert: str, key: str) -> None:
     await asyncio.Future()
 
 
+async def _blast(port: int, mib: int) -> None:
+    block = b"\xa5" * (1 << 20)
+
+    async def send(reader, writer):
+        try:
+            for _ in range(mib):
+                writer.write(block)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    await asyncio.start_server(send, "127.0.0.1", port)
+    print("listening", port, flush=True)
+    await asyncio.Future()
+
+
 def main(argv) -> None:
     kind = argv[0]
     if kind == "ws":
         asyncio.run(_ws(int(argv[1])))
     elif kind == "echo":
         asyncio.run(_echoes([int(p) for p in argv[1:]]))
+    elif kind == "blast":
+        asyncio.run(_blast(int(argv[1]), int(argv[2])))
     elif kind == "tls-echo":
         asyncio.run(_tlsEcho(int(argv[1]), argv[2], argv[3]))
     else:
