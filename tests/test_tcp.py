@@ -79,6 +79,17 @@ class ProxyHeaderTests(SynchronousTestCase):
         self.assertEqual(proxy_header("v2", ("/tmp/s", 0), ("x", 0)), V2_SIGNATURE + b"\x20\x00\x00\x00")
 
 
+class HalfClosingTransport(AbortableTransport):
+    """
+    Remembers a half-close.
+    """
+
+    writeClosed = False
+
+    def loseWriteConnection(self):
+        self.writeClosed = True
+
+
 class ServiceTests(SynchronousTestCase):
     def setUp(self, **changes):
         tcp = dict(CONFIG["tcp"][0], **changes)
@@ -90,7 +101,7 @@ class ServiceTests(SynchronousTestCase):
         self.factory = TCPServiceFactory(config.tcp[0], self.proxy.reactor, connector)
 
     def client(self, port=50000):
-        transport = AbortableTransport(
+        transport = HalfClosingTransport(
             hostAddress=IPv4Address("TCP", "10.0.0.1", 15432),
             peerAddress=IPv4Address("TCP", "10.0.0.9", port),
         )
@@ -123,6 +134,33 @@ class ServiceTests(SynchronousTestCase):
         self.assertEqual(member.state.inflight, 0)
         self.assertEqual(self.factory.relays, set())
         self.assertEqual(self.proxy.reactor.getDelayedCalls(), [])
+
+    def test_halfClose(self):
+        """
+        A client that ends its sending still gets the answer: the backend's
+        sending side is ended in turn, and each side is closed once it is
+        done both ways.
+        """
+        protocol, transport = self.client()
+        protocol.dataReceived(b"request")
+        protocol.readConnectionLost()
+        host, port, factory = self.proxy.takeConnection()
+        backendTransport = HalfClosingTransport(
+            hostAddress=IPv4Address("TCP", host, port),
+            peerAddress=IPv4Address("TCP", "127.0.0.1", 40000),
+        )
+        backend = factory.buildProtocol(None)
+        backend.makeConnection(backendTransport)
+        self.assertEqual(backendTransport.value(), b"request")
+        self.assertTrue(backendTransport.writeClosed)
+        self.assertFalse(transport.disconnecting)
+        backend.dataReceived(b"answer")
+        self.assertEqual(transport.value(), b"answer")
+        # (Through the endpoint's wrapper, as the reactor would call it.)
+        backend.readConnectionLost()
+        self.assertTrue(transport.writeClosed)
+        self.assertTrue(transport.disconnecting)
+        self.assertTrue(backendTransport.disconnecting)
 
     def test_sendProxy(self):
         """

@@ -15,8 +15,10 @@ from __future__ import annotations
 from typing import Callable, List, Optional
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from lbproxy.health.checker import describe_failure
 
@@ -25,17 +27,30 @@ __all__ = ["BackendConnector", "ServerSide"]
 log = Logger()
 
 
+@implementer(IHalfCloseableProtocol)
 class ServerSide(Protocol):
     """
     The connection to the backend: bytes and its end go to C{half}, set
     when the relay is joined (bytes before that are kept).
+
+    @ivar eof: whether the backend ended its sending before the join.
     """
 
     half = None
+    eof = False
 
     def __init__(self) -> None:
         self._early: List[bytes] = []
         self._lost = None
+
+    def readConnectionLost(self) -> None:
+        if self.half is not None:
+            self.half.relay.readLost(self.half.side)
+        else:
+            self.eof = True
+
+    def writeConnectionLost(self) -> None:
+        pass
 
     def dataReceived(self, data: bytes) -> None:
         if self.half is not None:

@@ -10,6 +10,13 @@ the other connection; when the buffer drains, reading resumes. So at most
 a transport's buffer (64 KiB) per direction is held, however fast one
 side sends and however slowly the other reads.
 
+Endings: when one side's connection is lost, the other is closed once
+what it still has to write is written.  A side whose protocol is
+half-closeable (a C{[[tcp]]} service, TLS passthrough) may instead just
+end its sending (a FIN): the other side's sending is ended in turn, and
+each connection is closed once it is done both ways, so a client may
+send a request, shut down its sending side and still read the answer.
+
 A relay holds its two transports, the clock and a callback, nothing of a
 runtime: a configuration reload leaves it running.
 """
@@ -87,6 +94,8 @@ class Relay:
         self._onEnd = onEnd
         self._transports = [None, None]
         self._open = [False, False]
+        self._eof = [False, False]
+        self._writeClosed = [False, False]
         self.paused = [False, False]
         self.up = 0
         self.down = 0
@@ -174,6 +183,25 @@ class Relay:
             transport.loseConnection()
         else:
             self._finish()
+
+    def readLost(self, side: int) -> None:
+        """
+        C{side} sends no more (a half-close): end the other side's
+        sending once its buffer is written; close each side that is done
+        both ways.
+        """
+        if not self._open[side] or self._eof[side]:
+            return
+        self._eof[side] = True
+        if self.reason is None:
+            self.reason = "client closed" if side == CLIENT else "server closed"
+        other = 1 - side
+        if self._open[other] and not self._writeClosed[other]:
+            self._writeClosed[other] = True
+            self._transports[other].loseWriteConnection()
+        for each in (CLIENT, SERVER):
+            if self._open[each] and self._eof[each] and self._writeClosed[each]:
+                self._transports[each].loseConnection()
 
     def abort(self, why: str = "stopped") -> None:
         """

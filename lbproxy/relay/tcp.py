@@ -17,8 +17,10 @@ from typing import Callable, List, Optional
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from lbproxy.relay.connect import Attempt, BackendConnector
 from lbproxy.relay.pipe import CLIENT, SERVER, Relay
@@ -63,6 +65,10 @@ def relay_to_pool(factory, client: "RelayedClient", ahead: bytes = b"") -> None:
         early = server.attach(relay.half(SERVER))
         relay.join(transport, server.transport, ahead + client.takeEarly(), early)
         transport.resumeProducing()
+        if client.eof:
+            relay.readLost(CLIENT)
+        if server.eof:
+            relay.readLost(SERVER)
         lost = server._lost
         if lost is not None:
             relay.lost(SERVER, lost)
@@ -92,15 +98,19 @@ def relay_to_pool(factory, client: "RelayedClient", ahead: bytes = b"") -> None:
     factory.connector.connect(attempt)
 
 
+@implementer(IHalfCloseableProtocol)
 class RelayedClient(Protocol):
     """
     A client connection of a relaying listener: paused until its backend
     is connected, then one side of a relay.
+
+    @ivar eof: whether the client ended its sending before the join.
     """
 
     relay: Optional[Relay] = None
     attempt: Optional[Attempt] = None
     gone = False
+    eof = False
     peer = "-"
 
     def __init__(self) -> None:
@@ -132,6 +142,15 @@ class RelayedClient(Protocol):
             relay.received(CLIENT, data)
         else:
             self._early.append(data)
+
+    def readConnectionLost(self) -> None:
+        if self.relay is not None:
+            self.relay.readLost(CLIENT)
+        else:
+            self.eof = True
+
+    def writeConnectionLost(self) -> None:
+        pass
 
     def connectionLost(self, reason=None) -> None:  # type: ignore[override]
         if self.gone:

@@ -213,6 +213,23 @@ class RelayE2ETests(E2ETestCase):
         self.assertEqual(sum(counts), 50, counts)
         self.assertEqual(counts, [25, 25], counts)
 
+    def test_tcpHalfClose(self) -> None:
+        """
+        A client that sends, then shuts down its sending side, still reads
+        the whole answer (the echo backend closes when it sees the end).
+        """
+        data = os.urandom(1 << 20)
+        with socket.create_connection(("127.0.0.1", self.tcp), timeout=CLIENT_TIMEOUT) as s:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            got = b""
+            while True:
+                piece = s.recv(1 << 20)
+                if not piece:
+                    break
+                got += piece
+        self.assertTrue(got == data, "the answer came back changed (%d bytes)" % (len(got),))
+
     def test_slowReaderFlatMemory(self) -> None:
         """
         A backend sends 64 MiB to a client that reads nothing for a while:
@@ -237,8 +254,21 @@ class RelayE2ETests(E2ETestCase):
         self.assertLess(growth, 8 * 1024, f"RSS grew {growth} KiB")
 
     def accepted(self):
-        output = self.echo.output(None)
-        return [len(re.findall(rf"accepted {port}\b", output)) for port in self.echoPorts]
+        """
+        Connections each echo backend accepted so far (once its output
+        stopped changing: connections that waiting for the ports made
+        are printed a little later).
+        """
+        counts = None
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            output = self.echo.output(None)
+            now = [len(re.findall(rf"accepted {port}\b", output)) for port in self.echoPorts]
+            if now == counts:
+                break
+            counts = now
+            time.sleep(0.3)
+        return counts
 
     # TLS passthrough ---------------------------------------------------------
 
