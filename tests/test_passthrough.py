@@ -247,3 +247,33 @@ class ListenerTests(SynchronousTestCase):
         self.proxy.reactor.advance(0.1)
         self.assertTrue(transport.aborted)
         self.assertEqual(self.proxy.pending(), [])
+
+
+class WiringTests(SynchronousTestCase):
+    def test_listenerWrapped(self):
+        """
+        With C{tls.passthrough}, the TLS listener's factory reads the
+        ClientHello first; without, it is the TLS factory itself.
+        """
+        import os
+
+        from twisted.internet.testing import MemoryReactorClock
+
+        from lbproxy.app.service import ProxyService
+
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        tls = dict(TLS_CONFIG["tls"], listen="tcp:18443", certificates=[
+            {"cert": "c.pem", "key": "k.pem", "self_signed": ["www.example.com"]}])
+        data = dict(TLS_CONFIG, server={"listen": "tcp:18080"}, tls=tls)
+        for passthrough, wrapped in [(tls["passthrough"], True), ({}, False)]:
+            data["tls"] = dict(tls, passthrough=passthrough)
+            config = parse_config(data, os.path.join(directory, "lbproxy.toml"))
+            reactor = MemoryReactorClock()
+            service = ProxyService(config, reactor)
+            service.privilegedStartService()
+            service.startService()
+            self.addCleanup(service.stopService)
+            factories = {port: factory for port, factory, _, _ in reactor.tcpServers}
+            self.assertEqual(isinstance(factories[18443], PassthroughFactory), wrapped)
+            self.assertNotIsInstance(factories[18080], PassthroughFactory)

@@ -285,3 +285,29 @@ class ConnectCheckTests(SynchronousTestCase):
         backend = proxy.accept()
         self.assertTrue(backend.transport.disconnecting)
         self.assertTrue(entry.up)
+
+
+class WiringTests(SynchronousTestCase):
+    """
+    C{twistd lbproxy} listens for every C{[[tcp]]} service (with the
+    configured backlog) and relays its connections.
+    """
+
+    def test_listens(self):
+        from lbproxy.app.service import ProxyService
+        from twisted.internet.testing import MemoryReactorClock
+
+        config = parse_config(
+            dict(CONFIG, server={"listen": "tcp:18080", "listen_backlog": 77}), "t.toml"
+        )
+        reactor = MemoryReactorClock()
+        service = ProxyService(config, reactor)
+        service.privilegedStartService()
+        service.startService()
+        self.addCleanup(service.stopService)
+        listening = {port: (factory, backlog) for port, factory, backlog, _ in reactor.tcpServers}
+        self.assertEqual(sorted(listening), [15432, 18080])
+        factory, backlog = listening[15432]
+        self.assertIsInstance(factory, TCPServiceFactory)
+        self.assertEqual(backlog, 77)
+        self.assertEqual(factory.maxConnections, 2)

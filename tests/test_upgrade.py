@@ -10,8 +10,10 @@ from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from lbproxy.config import parse_config
 from lbproxy.policy.headers import asks_upgrade, upgrade_value
 from lbproxy.testing import ProxyHarness
+from lbproxy.wire.http1 import ProtocolError, ResponseParser
 
 CONFIG = {
     "server": {"websocket_idle_timeout": 300.0, "response_timeout": 10.0},
@@ -59,6 +61,36 @@ class PolicyTests(SynchronousTestCase):
         self.assertIsNone(upgrade_value([b"h2c"]))
         self.assertIsNone(upgrade_value([b"websocket, H2C"]))
         self.assertIsNone(upgrade_value([b"websocket,,x"]))
+
+
+class ParserTests(SynchronousTestCase):
+    """
+    The response parser takes a 101 only for a request that asked to
+    upgrade, and stops there.
+    """
+
+    class Handler:
+        def __init__(self):
+            self.switched = None
+
+        def responseSwitched(self, version, reason, headers, rest):
+            self.switched = (version, reason, headers, rest)
+
+    def test_switched(self):
+        handler = self.Handler()
+        parser = ResponseParser(handler)
+        parser.expect(b"GET", True)
+        parser.feed(SWITCH + b"\x81\x00rest")
+        version, reason, headers, rest = handler.switched
+        self.assertEqual((version, reason, rest), (b"HTTP/1.1", b"Switching Protocols", b"\x81\x00rest"))
+        self.assertIn((b"Upgrade", b"websocket"), headers)
+        self.assertTrue(parser.done)
+        self.assertFalse(parser.keepAlive)
+
+    def test_unasked(self):
+        parser = ResponseParser(self.Handler())
+        parser.expect(b"GET")
+        self.assertRaises(ProtocolError, parser.feed, SWITCH)
 
 
 class UpgradeTests(SynchronousTestCase):
@@ -157,6 +189,28 @@ class UpgradeTests(SynchronousTestCase):
         self.assertEqual(len(lines), 1)
         self.assertIn('"GET /chat HTTP/1.1" 101 3 ', lines[0])
         self.assertEqual(self.proxy.reactor.getDelayedCalls(), [])
+
+    def test_outlivesSwap(self):
+        """
+        A runtime swap (a reload) while a WebSocket is open leaves it
+        working, even when the new configuration drops its route and pool;
+        new requests use the new runtime.
+        """
+        client, backend = self.handshake()
+        backend.respond(SWITCH)
+        config = dict(CONFIG, pools={"other": {"targets": ["10.9.0.1:80"]}},
+                      routes=[{"path": "/", "pool": "other"}])
+        self.proxy.core.swap(self.proxy.core.build(parse_config(config, "new.toml")))
+        client.send(b"after swap")
+        self.assertTrue(backend.received().endswith(b"after swap"))
+        backend.respond(b"reply")
+        self.assertTrue(client.received().endswith(b"reply"))
+        other = self.proxy.client(port=50001)
+        other.send(b"GET /chat HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(self.proxy.pending(), ["10.9.0.1:80"])
+        backend.close()
+        client.channel.connectionLost(Failure(ConnectionDone()))
+        self.assertIn('"GET /chat HTTP/1.1" 101 5 ', self.proxy.logLines()[-1])
 
     def test_idleTimeout(self):
         """

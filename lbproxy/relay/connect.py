@@ -22,7 +22,7 @@ from zope.interface import implementer
 
 from lbproxy.health.checker import describe_failure
 
-__all__ = ["BackendConnector", "ServerSide"]
+__all__ = ["Attempt", "BackendConnector", "ServerSide"]
 
 log = Logger()
 
