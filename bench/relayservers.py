@@ -7,7 +7,7 @@ Backends for the relay benchmark (L{bench.relays}) and end-to-end tests
     message C{close:CODE} makes it close with that code; every close it
     sees is printed as C{closed CODE REASON};
   - C{echo PORT...}: TCP echo servers, printing C{accepted PORT} for each
-    connection;
+    connection and C{echoed PORT BYTES} at its end;
   - C{tls-echo PORT CERT KEY}: a TLS echo server with its own
     certificate;
   - C{blast PORT MIB}: sends MIB MiB to every connection, then closes it.
@@ -23,17 +23,21 @@ import sys
 async def _echo(reader, writer, port=None):
     if port is not None:
         print("accepted", port, flush=True)
+    echoed = 0
     try:
         while True:
             data = await reader.read(65536)
             if not data:
                 break
             writer.write(data)
+            echoed += len(data)
             await writer.drain()
     except (ConnectionError, ssl.SSLError):
         pass
     finally:
         writer.close()
+        if port is not None:
+            print("echoed", port, echoed, flush=True)
 
 
 async def _ws(port: int) -> None:

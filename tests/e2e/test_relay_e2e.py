@@ -186,8 +186,6 @@ class RelayE2ETests(E2ETestCase):
         targets.
         """
         payloads = [os.urandom(1 << 20) for _ in range(50)]
-        # (Waiting for the ports connected too.)
-        before = self.accepted()
 
         async def one(data):
             reader, writer = await asyncio.open_connection("127.0.0.1", self.tcp)
@@ -209,8 +207,7 @@ class RelayE2ETests(E2ETestCase):
         results = asyncio.run(run())
         for sent, got in zip(payloads, results):
             self.assertTrue(sent == got, "a stream came back changed")
-        counts = [after - start for after, start in zip(self.accepted(), before)]
-        self.assertEqual(sum(counts), 50, counts)
+        counts = self.echoedMiB(50)
         self.assertEqual(counts, [25, 25], counts)
 
     def test_tcpHalfClose(self) -> None:
@@ -253,22 +250,20 @@ class RelayE2ETests(E2ETestCase):
         # Without flow control it would hold most of the 64 MiB.
         self.assertLess(growth, 8 * 1024, f"RSS grew {growth} KiB")
 
-    def accepted(self):
+    def echoedMiB(self, total: int):
         """
-        Connections each echo backend accepted so far (once its output
-        stopped changing: connections that waiting for the ports made
-        are printed a little later).
+        How many connections each echo backend echoed 1 MiB on, once
+        C{total} did (they print it as they close; waiting for the ports
+        and connect health checks make connections that echo nothing).
         """
-        counts = None
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 10
+        while True:
             output = self.echo.output(None)
-            now = [len(re.findall(rf"accepted {port}\b", output)) for port in self.echoPorts]
-            if now == counts:
-                break
-            counts = now
-            time.sleep(0.3)
-        return counts
+            counts = [len(re.findall(rf"echoed {port} {1 << 20}\b", output))
+                      for port in self.echoPorts]
+            if sum(counts) >= total or time.monotonic() > deadline:
+                return counts
+            time.sleep(0.1)
 
     # TLS passthrough ---------------------------------------------------------
 
