@@ -115,8 +115,8 @@ class UpstreamConnection(Protocol):
         self.reused = self.requests > 0
         self.requests += 1
         # A handler that forwards a request to switch protocols says so
-        # (lbproxy.terminals.upgrade): only then may a 101 answer.
-        self._parser.expect(method, getattr(handler, "upgrading", False))
+        # (Exchange.upgrading): only then may a 101 answer.
+        self._parser.expect(method, handler.upgrading)
         self.transport.write(head)
 
     def writeBody(self, data: bytes) -> None:

@@ -44,6 +44,9 @@ class Exchange:
         response, or L{None}.
     """
 
+    #: A 101 may not answer (lbproxy.terminals.upgrade says otherwise).
+    upgrading = False
+
     def __init__(self, context, forward) -> None:
         """
         @param context: the request's L{lbproxy.pipeline.context.RequestContext}:
