@@ -28,6 +28,8 @@ from lbproxy.app.parent import stop_reactor
 from lbproxy.app.wiring import ProxyCore
 from lbproxy.health.checker import probe_client
 from lbproxy.app.signals import SignalService
+from lbproxy.tls.passthrough import with_passthrough
+from lbproxy.relay.tcp import tcp_services
 from lbproxy.tls.edge import TLSEdge
 from lbproxy.tls.material import TLSMaterial
 from lbproxy.app.workers import (
@@ -89,6 +91,9 @@ class ProxyService(MultiService):
         self.registry = core.registry
         self.health = core.health
         self.health.setServiceParent(self)
+        if self.role != "worker" and config.tcp:
+            # [[tcp]] services run in the single or main process, not workers.
+            tcp_services(config, reactor, core, self._endpoint).setServiceParent(self)
         if self.role == "main":
             self._superviseWorkers(config, reactor, spawn or reactor.spawnProcess)
             return
@@ -96,7 +101,7 @@ class ProxyService(MultiService):
         self.site = core.site
         plainSite = self.tls.plainSite(self.site, self.accessLog)
         listeners = [(description, plainSite) for description in server.listen]
-        listeners += self.tls.listeners(self.site)
+        listeners += with_passthrough(config, reactor, core, self.tls.listeners(self.site))
         if self.role == "worker":
             for fd, (description, factory) in zip(listenFDs, listeners):
                 AdoptedPort(reactor, fd, description, factory, server.proxy_protocol
@@ -169,9 +174,12 @@ class ProxyService(MultiService):
             self.accessLog.close()
             self.accessLog = None
 
-    def _listen(self, reactor, description: str, factory, proxyProtocol: bool = False) -> None:
+    def _endpoint(self, reactor, description: str):
         # A real backlog (server.listen_backlog), not Twisted's 50.
-        endpoint = server_endpoint(reactor, description, self.config.server.listen_backlog)
+        return server_endpoint(reactor, description, self.config.server.listen_backlog)
+
+    def _listen(self, reactor, description: str, factory, proxyProtocol: bool = False) -> None:
+        endpoint = self._endpoint(reactor, description)
         if proxyProtocol:
             # Twisted's PROXY protocol (v1 and v2) support: the connection's
             # peer becomes the client address the header names.

@@ -22,11 +22,13 @@ from lbproxy.config.demo import DemoBackend, parse_demos
 from lbproxy.config.errors import ConfigError, quote
 from lbproxy.config.flat import parse_flat_form
 from lbproxy.config.health import HealthConfig, parse_health
+from lbproxy.config.passthrough import check_passthrough
 from lbproxy.config.pools import Pool, parse_pool
 from lbproxy.config.ratelimit import RateLimitConfig, parse_rate_limit
 from lbproxy.config.reader import Reader
 from lbproxy.config.routes import Route, parse_route
 from lbproxy.config.server import ServerConfig, parse_server
+from lbproxy.config.tcp import TCPService, connect_checked, parse_tcp_services
 from lbproxy.config.tls import TLSConfig, parse_tls
 
 __all__ = ["Config", "load_config", "parse_config"]
@@ -42,6 +44,7 @@ _TOP_KEYS = (
     "routes",
     "server",
     "targets",
+    "tcp",
     "tls",
 )
 
@@ -63,6 +66,7 @@ class Config:
     @ivar tls: The C{[tls]} listeners, or L{None}.
     @ivar access: The global C{[access]} rules, or L{None}.
     @ivar rate_limit: The global C{[rate_limit]}, or L{None}.
+    @ivar tcp: The C{[[tcp]]} services.
     @ivar cache: The C{[cache]} settings (defaults when absent).
     """
 
@@ -75,6 +79,7 @@ class Config:
     tls: Optional[TLSConfig] = None
     access: Optional[AccessConfig] = None
     rate_limit: Optional[RateLimitConfig] = None
+    tcp: Tuple[TCPService, ...] = ()
     cache: CacheConfig = CacheConfig()
 
 
@@ -151,7 +156,19 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
     if "tls" in top:
         used.update({d.listen: f"demo[{i}].listen" for i, d in enumerate(demo)})
         tls = parse_tls(top["tls"], "tls", reader, used)
+        check_passthrough(reader, tls.passthrough, pools)
     _check_workers(reader, server, tls)
+    tcp: Tuple[TCPService, ...] = ()
+    if "tcp" in top:
+        used.update({d.listen: f"demo[{i}].listen" for i, d in enumerate(demo)})
+        if tls is not None:
+            used.update({d: f"tls.listen[{i}]" for i, d in enumerate(tls.listen)})
+        tcp = parse_tcp_services(top["tcp"], "tcp", reader, used, pools)
+    relayed = [service.pool for service in tcp]
+    if tls is not None:
+        relayed += [pool for _, pool in tls.passthrough]
+    if relayed:
+        pools = connect_checked(pools, relayed)
 
     access = None
     if "access" in top:
@@ -171,6 +188,7 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
         tls=tls,
         access=access,
         rate_limit=rate_limit,
+        tcp=tcp,
         cache=cache,
     )
 

@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from lbproxy.config.clientaddr import parse_forwarded_header, parse_trusted_proxies
 from lbproxy.config.errors import child_key, describe, quote
+from lbproxy.config.http2 import Http2Config, parse_http2
 from lbproxy.config.reader import Reader
 from lbproxy.config.syntax import probe_path
 
@@ -28,6 +29,7 @@ _SERVER_KEYS = (
     "encoded_slashes",
     "forwarded_header",
     "health_endpoint",
+    "http2",
     "idle_timeout",
     "keepalive_timeout",
     "listen",
@@ -42,6 +44,7 @@ _SERVER_KEYS = (
     "request_id_header",
     "response_timeout",
     "trusted_proxies",
+    "websocket_idle_timeout",
     "workers",
 )
 _TIMEOUTS = (
@@ -52,6 +55,7 @@ _TIMEOUTS = (
     "client_body_timeout",
     "client_request_timeout",
     "keepalive_timeout",
+    "websocket_idle_timeout",
 )
 #: Client limits, with their smallest value.
 _LIMITS = (
@@ -110,6 +114,10 @@ class ServerConfig:
     @ivar listen_backlog: The listen backlog (accept queue length) of every
         listener, unless its endpoint string sets C{backlog=}; Twisted's
         default of 50 makes a burst of connects wait for SYN retransmits.
+    @ivar http2: Bounds per HTTP/2 client connection (C{[server.http2]}).
+    @ivar websocket_idle_timeout: Seconds an upgraded connection (a
+        WebSocket) may pass no byte either way before both sides are
+        closed.
     @ivar workers: Processes serving the listeners (C{"auto"} in the file:
         one per CPU); more than one needs C{tcp:} listen strings.
     """
@@ -138,6 +146,8 @@ class ServerConfig:
     proxy_protocol: bool = False
     workers: int = 1
     listen_backlog: int = 511
+    http2: Http2Config = Http2Config()
+    websocket_idle_timeout: float = 3600.0
 
 
 def parse_server(value: Any, key: str, reader: Reader) -> ServerConfig:
@@ -206,6 +216,8 @@ def parse_server(value: Any, key: str, reader: Reader) -> ServerConfig:
         settings["max_idle_per_target"] = reader.integer(
             table["max_idle_per_target"], child_key(key, "max_idle_per_target"), 0
         )
+    if "http2" in table:
+        settings["http2"] = parse_http2(table["http2"], child_key(key, "http2"), reader)
     return ServerConfig(**settings)
 
 

@@ -86,6 +86,8 @@ class RequestContext:
         response.
     @ivar status: the status sent (499: the client went away).
     @ivar sent: response body bytes sent.
+    @ivar upgrade: the C{Upgrade} value of a request that asks to switch
+        protocols (a WebSocket), as forwarded, else L{None}.
     @ivar cache: the cache stage's state of the request, or L{None}.
     @ivar cacheStatus: the C{X-Cache} label (C{"HIT"}, C{"MISS"}, ...) for
         the access log and metrics, or L{None} on a route without a cache.
@@ -99,7 +101,7 @@ class RequestContext:
         "request", "runtime", "start", "chain", "hostHeader", "host", "rawPath", "query",
         "path", "target", "peer", "clientIp", "trusted", "route", "pairs", "origin",
         "requestId", "preflight", "proto", "variables", "headers", "pool", "upstream",
-        "upstreamTime", "status", "sent", "cache", "cacheStatus", "encoder",
+        "upstreamTime", "status", "sent", "upgrade", "cache", "cacheStatus", "encoder",
         "responseLength",
     )
 
@@ -132,6 +134,7 @@ class RequestContext:
         self.upstreamTime: Optional[float] = None
         self.status = 0
         self.sent = 0
+        self.upgrade: Optional[bytes] = None
         self.cache = None
         self.cacheStatus: Optional[str] = None
         self.encoder = None
