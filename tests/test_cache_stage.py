@@ -433,3 +433,30 @@ class StageOrderTests(CacheTestCase):
         names = proxy.resource.runtime.match("h", "/").chain.names()
         self.assertEqual(names[names.index("access"):],
                          ("access", "header_rules", "forwarded", "cache", "compress", "access_log"))
+
+
+class UpgradeTests(CacheTestCase):
+    def test_webSocketThroughCachedCompressedRoute(self):
+        """
+        An upgrade on a route with the cache and compression is relayed as
+        on any route: BYPASS, nothing stored, no flight, bytes unchanged.
+        """
+        proxy = self.proxy(compress=True)
+        client = proxy.client()
+        client.send(b"GET /chat HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                    b"Accept-Encoding: gzip\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    b"Sec-WebSocket-Version: 13\r\n\r\n")
+        self.assertEqual(len(proxy.services.cache.coalescer), 0)
+        backend = proxy.accept()
+        backend.respond(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                        b"Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+                        b"\r\n\r\nserver-hello")
+        head, _, rest = client.received().partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 101 "), head)
+        self.assertIn(b"X-Cache: BYPASS", head)
+        self.assertNotIn(b"Content-Encoding", head)
+        self.assertEqual(rest, b"server-hello")
+        backend.transport.clear()
+        client.send(b"\x81\x05hello")
+        self.assertEqual(backend.received(), b"\x81\x05hello")
+        self.assertEqual(len(proxy.services.cache.store), 0)

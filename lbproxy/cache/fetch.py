@@ -37,7 +37,11 @@ class Fetch:
     @ivar tooLarge: whether the body went past C{maxBody}.
     @ivar requestTime: when the request was sent.
     @ivar responseTime: when the head arrived.
+    @cvar upgrading: never: a 101 may not answer (the backend connection
+        reads it per request).
     """
+
+    upgrading = False
 
     def __init__(self, pool, connections, clock, responseTimeout: float, target: bytes,
                  headers, maxBody: int, onDone: Callable[["Fetch"], None]) -> None:

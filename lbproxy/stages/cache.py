@@ -131,7 +131,8 @@ class CacheStage(Stage):
         request = context.request
         method = request.method
         now = self._clock.seconds()
-        if method not in _READ:
+        if method not in _READ or context.upgrade is not None:
+            # (An upgrade, a WebSocket, is a GET that stores nothing.)
             context.cacheStatus = "BYPASS"
             self.shared.count("BYPASS")
             if method in _UNSAFE:
