@@ -79,10 +79,11 @@ class MemberTests(SynchronousTestCase):
 
     def test_badWeight(self) -> None:
         """
-        A weight below 1 is refused.
+        A weight below 0 is refused; 0 (a retired target) is not.
         """
-        for w in [0, -1]:
+        for w in [-1, True, 1.5]:
             self.assertRaises(ValueError, Member, Target("http", "a", 80, weight=w))
+        self.assertEqual(Member(Target("http", "a", 80, weight=0)).scaled, 0)
 
 
 class PoolTests(SynchronousTestCase):

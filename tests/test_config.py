@@ -746,12 +746,27 @@ class PoolTests(_Helpers):
         )
 
     def test_weightRange(self) -> None:
-        for weight in (0, -1, 1001):
+        for weight in (-1, 1001):
             self.assertConfigError(
                 {"pools": {"p": {"targets": [{"address": "a:1", "weight": weight}]}}},
                 "pools.p.targets[0].weight",
-                f"must be from 1 to 1000, got {weight}",
+                f"must be from 0 to 1000, got {weight}",
             )
+
+    def test_weightZero(self) -> None:
+        """
+        A target of weight 0 (retired: no new clients) is accepted, but
+        not a pool where every target has weight 0.
+        """
+        config = self.parse(
+            {"pools": {"p": {"targets": [{"address": "a:1", "weight": 0}, "b:1"]}}}
+        )
+        self.assertEqual([t.weight for t in config.pools["p"].targets], [0, 1])
+        self.assertConfigError(
+            {"pools": {"p": {"targets": [{"address": "a:1", "weight": 0}]}}},
+            "pools.p.targets",
+            "at least one target needs a weight above 0",
+        )
 
     def test_healthCheckEndpoint(self) -> None:
         self.assertConfigError(
@@ -795,9 +810,9 @@ class PoolTests(_Helpers):
 
     def test_unknownBalance(self) -> None:
         self.assertConfigError(
-            {"pools": {"p": {"targets": ["a:1"], "balance": "least_conn"}}},
+            {"pools": {"p": {"targets": ["a:1"], "balance": "least_connections"}}},
             "pools.p.balance",
-            'unknown balance "least_conn" (allowed: round_robin)',
+            'unknown balance "least_connections" (allowed: round_robin, least_conn, random, hash)',
         )
 
     def test_unknownPoolKey(self) -> None:
@@ -805,8 +820,9 @@ class PoolTests(_Helpers):
             {"pools": {"p": {"targets": ["a:1"], "target": ["b:1"]}}},
             "pools.p.target",
             "unknown key",
-            "known: balance, ca, client_cert, client_key, health, max_inflight, queue_size, "
-            "queue_timeout, server_name, targets, verify",
+            "known: balance, ca, client_cert, client_key, hash_balance_factor, hash_key, "
+            "health, max_inflight, queue_size, queue_timeout, server_name, sticky, targets, "
+            "verify, weights",
         )
 
     def test_poolNotATable(self) -> None:

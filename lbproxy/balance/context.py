@@ -23,7 +23,8 @@ class RequestInfo(Protocol):
     @ivar clientIp: the client's address (behind trusted proxies, the
         client they name).
     @ivar path: the normalized request path.
-    @ivar request: the Twisted request: C{requestHeaders}, C{getCookie}.
+    @ivar request: the Twisted request: C{requestHeaders}, C{getCookie},
+        C{uri}.
     """
 
     clientIp: str
@@ -32,7 +33,7 @@ class RequestInfo(Protocol):
 
 
 #: The parts of a request a key may come from.
-KEY_SOURCES = ("client_ip", "path", "header", "cookie")
+KEY_SOURCES = ("client_ip", "path", "uri", "header", "cookie")
 
 KeyReader = Callable[[Optional[RequestInfo]], Optional[bytes]]
 
@@ -40,8 +41,9 @@ KeyReader = Callable[[Optional[RequestInfo]], Optional[bytes]]
 def key_reader(source: str, name: Optional[bytes] = None) -> KeyReader:
     """
     A function that reads a key (for a hash, a sticky session) from a
-    request: its client address, its path, the first value of a header or
-    a cookie; L{None} when the request has none, or without a request.
+    request: its client address, its path, its whole request target as
+    sent (C{uri}), the first value of a header or a cookie; L{None} when
+    the request has none, or without a request.
 
     @param source: one of L{KEY_SOURCES}.
     @param name: the header's or cookie's name.
@@ -52,6 +54,8 @@ def key_reader(source: str, name: Optional[bytes] = None) -> KeyReader:
         return _clientIp
     if source == "path":
         return _path
+    if source == "uri":
+        return _uri
     if source not in KEY_SOURCES:
         raise ValueError(f"unknown key source {source!r}")
     if not name:
@@ -84,3 +88,9 @@ def _path(context: Optional[RequestInfo]) -> Optional[bytes]:
     if context is None:
         return None
     return context.path.encode("utf-8", "surrogateescape")
+
+
+def _uri(context: Optional[RequestInfo]) -> Optional[bytes]:
+    if context is None:
+        return None
+    return context.request.uri

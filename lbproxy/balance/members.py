@@ -42,7 +42,9 @@ class Member:
 
     @ivar target: the target as the pool configures it.
     @ivar state: the target's shared L{TargetState}.
-    @ivar weight: the target's weight in this pool.
+    @ivar weight: the target's weight in this pool; 0 for a target being
+        retired, which strategies never choose for a new client (a sticky
+        session pinned to it still goes there).
     @ivar scaled: the weight times L{SCALE}, what weighted strategies add up.
     @ivar current: the current weight of smooth weighted round robin
         (L{lbproxy.balance.roundrobin}).
@@ -55,11 +57,12 @@ class Member:
         @param target: the configured target.
         @param state: its entry in a L{lbproxy.runtime.targets.TargetRegistry};
             a state of its own if L{None}.
-        @raise ValueError: if its weight is not a positive integer.
+        @raise ValueError: if its weight is not an integer of at least 0
+            (0: the member takes no new clients, see L{Member.weight}).
         """
         weight = target.weight
-        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
-            raise ValueError(f"target weight must be a positive integer, not {weight!r}")
+        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
+            raise ValueError(f"target weight must be an integer of at least 0, not {weight!r}")
         self.target = target
         self.state = state if state is not None else TargetState(target)
         self.weight = weight

@@ -14,6 +14,7 @@ from typing import Collection, Mapping, Optional, Sequence, Tuple
 
 from lbproxy.balance.members import Member, TargetLike
 from lbproxy.balance.queue import WaitQueue
+from lbproxy.balance.sticky import Sticky, StickyCodec
 from lbproxy.balance.strategies import BALANCERS, STRATEGIES
 from lbproxy.balance.strategy import IStrategy
 from lbproxy.runtime.targets import TargetState
@@ -37,6 +38,8 @@ class Pool:
     @ivar queue: the L{WaitQueue} of requests waiting for a member with
         room (with C{maxInflight}).
     @ivar options: the strategy's settings (none for round robin).
+    @ivar sticky: the pool's L{StickyCodec} with sticky sessions, else
+        L{None}.
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class Pool:
         queueSize: int = 100,
         queueTimeout: float = 10.0,
         options: Optional[Mapping[str, object]] = None,
+        sticky: Optional[Mapping[str, object]] = None,
     ) -> None:
         """
         @param name: the pool's name.
@@ -61,6 +65,10 @@ class Pool:
             state of its own for each target if L{None}.
         @param queueSize: most requests waiting for room.
         @param queueTimeout: seconds a request waits for room at most.
+        @param options: the strategy's settings (C{hash_key},
+            C{hash_balance_factor}, C{random}).
+        @param sticky: for sticky sessions, the L{StickyCodec} arguments
+            after the members (C{name}, C{ttl}, C{secret}, ...).
         @raise ValueError: for an unknown balance or a bad weight.
         """
         factory = STRATEGIES.get(balance)
@@ -80,6 +88,10 @@ class Pool:
         self.queue = WaitQueue(queueSize, queueTimeout)
         self.options = dict(options or {})
         self.strategy: IStrategy = factory(self)
+        self.sticky: Optional[StickyCodec] = None
+        if sticky is not None:
+            self.sticky = StickyCodec(members, **sticky)
+            self.strategy = Sticky(self.strategy, self.sticky, maxInflight)
         self._pick = self.strategy.pick
 
     def __repr__(self) -> str:

@@ -9,7 +9,8 @@ B, C, A, ...; weights 5, 1, 1 give a, a, b, a, c, a, a.  Members that are
 down, excluded or full (C{maxInflight}) take no part in a pick and keep
 their current weight, so the others stay in proportion and a member
 coming back rejoins where it left off.  A member in a slow-start ramp
-takes part with the part of its weight the ramp allows.
+takes part with the part of its weight the ramp allows.  A member of
+weight 0 takes no part at all.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class RoundRobin:
     """
 
     def __init__(self, pool: PoolView) -> None:
-        self._members = pool.members
+        self._members = tuple(m for m in pool.members if m.weight)
         self._limit = pool.maxInflight
 
     def pick(

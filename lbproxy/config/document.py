@@ -24,6 +24,7 @@ from lbproxy.config.flat import parse_flat_form
 from lbproxy.config.health import HealthConfig, parse_health
 from lbproxy.config.passthrough import check_passthrough
 from lbproxy.config.pools import Pool, parse_pool
+from lbproxy.config.traffic import check_traffic
 from lbproxy.config.ratelimit import RateLimitConfig, parse_rate_limit
 from lbproxy.config.reader import Reader
 from lbproxy.config.routes import Route, parse_route
@@ -146,6 +147,7 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
     pools.update(flat_pools)
     routes.extend(flat_routes)
     _check_pools(reader, server, pools, routes)
+    check_traffic(reader, server, pools, routes)
 
     used = {d: f"server.listen[{i}]" for i, d in enumerate(server.listen)}
     demo: Tuple[DemoBackend, ...] = ()

@@ -7,7 +7,9 @@ requests are spread over them, queued, and health-checked.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
+
+from lbproxy.config.balancing import BALANCING_KEYS, ScoreWeights, Sticky, parse_balancing
 
 from lbproxy.config.errors import child_key, quote
 from lbproxy.config.health import HealthConfig, parse_health
@@ -19,7 +21,7 @@ __all__ = ["BALANCE_ALGORITHMS", "Pool", "parse_pool"]
 
 #: The values accepted for C{pools.NAME.balance}: the balancers of
 #: L{lbproxy.balance.pool.BALANCERS} (a test keeps the two the same).
-BALANCE_ALGORITHMS: Tuple[str, ...] = ("round_robin",)
+BALANCE_ALGORITHMS: Tuple[str, ...] = ("round_robin", "least_conn", "random", "hash")
 
 _POOL_KEYS = (
     "balance",
@@ -28,7 +30,7 @@ _POOL_KEYS = (
     "queue_size",
     "queue_timeout",
     "targets",
-) + POOL_TLS_KEYS
+) + POOL_TLS_KEYS + BALANCING_KEYS
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,20 @@ class Pool:
     @ivar name: The pool's name, as in C{[pools.NAME]}.
     @ivar targets: At least one target, with distinct addresses.
     @ivar balance: The balancing algorithm, one of L{BALANCE_ALGORITHMS}.
-        C{"round_robin"} is smooth weighted round robin.
+        C{"round_robin"} is smooth weighted round robin (docs/balancing.md).
     @ivar health: How the pool's targets are checked.
     @ivar max_inflight: Most requests in progress on one target (0: no
         limit); more wait in the pool's queue.
     @ivar queue_size: Most requests waiting for a target with room; beyond,
         503.
     @ivar queue_timeout: Seconds a request waits in the queue before 503.
+    @ivar hash_key: What C{balance = "hash"} hashes: C{"client_ip"},
+        C{"path"}, C{"uri"}, C{"header:NAME"} or C{"cookie:NAME"}.
+    @ivar hash_balance_factor: Bounded loads for C{"hash"}: no target above
+        this times the average load (0: no bound).
+    @ivar sticky: Sticky sessions, or L{None}.
+    @ivar weights: Score-driven weights, or L{None} for the configured
+        weights.
     """
 
     name: str
@@ -55,6 +64,10 @@ class Pool:
     max_inflight: int = 0
     queue_size: int = 100
     queue_timeout: float = 10.0
+    hash_key: str = "client_ip"
+    hash_balance_factor: float = 0.0
+    sticky: Optional[Sticky] = None
+    weights: Optional[ScoreWeights] = None
 
 
 def parse_pool(name: str, value: Any, reader: Reader, health: HealthConfig) -> Pool:
@@ -115,6 +128,9 @@ def parse_pool(name: str, value: Any, reader: Reader, health: HealthConfig) -> P
         settings["queue_timeout"] = reader.positive_number(
             table["queue_timeout"], child_key(key, "queue_timeout")
         )
+    if not any(target.weight for target in targets):
+        raise reader.fail(targets_key, "at least one target needs a weight above 0")
+    settings.update(parse_balancing(table, key, reader, balance))
     return Pool(
         name=name,
         targets=with_tls,

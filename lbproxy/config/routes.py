@@ -22,6 +22,7 @@ from lbproxy.config.headers import HeaderRulesConfig, parse_header_rules
 from lbproxy.config.ratelimit import RateLimitConfig, parse_rate_limit
 from lbproxy.config.reader import Reader
 from lbproxy.config.syntax import hostname_problem, path_prefix_problem
+from lbproxy.config.traffic import TRAFFIC_KEYS, Mirror, Split, parse_traffic
 
 __all__ = ["Route", "parse_route", "parse_route_path"]
 
@@ -38,7 +39,7 @@ _ROUTE_KEYS = (
     "rate_limit",
     "request_buffering",
     "strip_prefix",
-)
+) + TRAFFIC_KEYS
 #: A route's policy tables, in the order they are read.
 _POLICIES = (
     ("access", parse_access),
@@ -55,7 +56,8 @@ class Route:
     """
     Send matching requests to a pool.
 
-    @ivar pool: Name of a pool in L{lbproxy.config.document.Config.pools}.
+    @ivar pool: Name of a pool in L{lbproxy.config.document.Config.pools};
+        with C{split}, the first split pool's.
     @ivar host: Lower-cased host without port or trailing dot (IPv6 without
         brackets); an exact name or a wildcard C{"*.example.com"}.  L{None}
         matches any host.
@@ -76,6 +78,10 @@ class Route:
         before a backend is chosen (so a slow client holds no backend
         connection); a longer body streams once this much is buffered; 0
         streams every body as it arrives (the default).
+    @ivar split: The pools the route's requests are shared among (canary,
+        blue/green), or L{None} for C{pool} alone.
+    @ivar mirror: Copies of a share of the requests to another pool, or
+        L{None}.
     """
 
     pool: str
@@ -90,6 +96,8 @@ class Route:
     cache: Optional[RouteCache] = None
     compress: Optional[CompressConfig] = None
     request_buffering: int = 0
+    split: Optional[Split] = None
+    mirror: Optional[Mirror] = None
 
 
 def parse_route(value: Any, key: str, reader: Reader) -> Route:
@@ -98,10 +106,11 @@ def parse_route(value: Any, key: str, reader: Reader) -> Route:
     checks every route's pool once all pools are known.
     """
     table = reader.table(value, key, _ROUTE_KEYS)
-    settings: Dict[str, Any] = {}
-    settings["pool"] = reader.nonempty_string(
-        reader.required(table, key, "pool"), child_key(key, "pool")
-    )
+    settings: Dict[str, Any] = parse_traffic(table, key, reader)
+    if "split" not in table:
+        settings["pool"] = reader.nonempty_string(
+            reader.required(table, key, "pool"), child_key(key, "pool")
+        )
     if "host" in table:
         settings["host"] = _route_host(table["host"], child_key(key, "host"), reader)
     if "path" in table:

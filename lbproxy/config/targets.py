@@ -36,7 +36,8 @@ class Target:
     @ivar scheme: C{"http"} or C{"https"}.
     @ivar host: Lower-cased host name or IP literal (IPv6 without brackets).
     @ivar port: TCP port, 1 to 65535.
-    @ivar weight: Relative share of requests, 1 to 1000.
+    @ivar weight: Relative share of requests, 0 to 1000 (0: no new
+        clients, but those a sticky session pins to it stay).
     @ivar health_check_endpoint: Path probed by health checks (starts with
         C{"/"}), or L{None} for no probing.
     @ivar tls: For an C{https} target, its pool's TLS settings, or L{None}
@@ -92,7 +93,7 @@ def parse_target_entry(value: Any, key: str, reader: Reader) -> Target:
     target = parse_target(address, address_key, reader)
     weight = 1
     if "weight" in value:
-        weight = reader.integer(value["weight"], child_key(key, "weight"), 1, _MAX_WEIGHT)
+        weight = reader.integer(value["weight"], child_key(key, "weight"), 0, _MAX_WEIGHT)
     health = None
     if "health_check_endpoint" in value:
         health_key = child_key(key, "health_check_endpoint")

@@ -95,6 +95,8 @@ class RequestContext:
         L{None}.
     @ivar responseLength: the length the backend's response declared, or
         L{None} (chunked, close-delimited), for the response-head hooks.
+    @ivar sticky: the request's L{lbproxy.balance.sticky.StickyMark} on a
+        route with sticky sessions, else L{None}.
     """
 
     __slots__ = (
@@ -102,7 +104,7 @@ class RequestContext:
         "path", "target", "peer", "clientIp", "trusted", "route", "pairs", "origin",
         "requestId", "preflight", "proto", "variables", "headers", "pool", "upstream",
         "upstreamTime", "status", "sent", "upgrade", "cache", "cacheStatus", "encoder",
-        "responseLength",
+        "responseLength", "sticky",
     )
 
     def __init__(self, request, runtime, start: float) -> None:
@@ -139,6 +141,7 @@ class RequestContext:
         self.cacheStatus: Optional[str] = None
         self.encoder = None
         self.responseLength: Optional[int] = None
+        self.sticky = None
 
     def __repr__(self) -> str:
         return f"<RequestContext {self.request.method!r} {self.request.uri!r}>"

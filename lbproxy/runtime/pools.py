@@ -7,7 +7,8 @@ L{TargetRegistry}.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Dict, List
+import os
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from lbproxy.balance.pool import Pool
 from lbproxy.balance.queue import WaitQueue
@@ -18,6 +19,26 @@ if TYPE_CHECKING:
     from lbproxy.config import Pool as PoolConfig
 
 __all__ = ["build_pool", "build_pools"]
+
+#: The sticky cookies' signing key of pools without C{sticky.secret}: one
+#: per process, so that a reload keeps sessions (a restart, another worker
+#: or another instance does not: see docs/balancing.md).
+_PROCESS_SECRET = os.urandom(32)
+
+
+def _sticky(config: PoolConfig) -> Optional[Dict[str, Any]]:
+    sticky = config.sticky
+    if sticky is None:
+        return None
+    secret = sticky.secret.encode("utf-8") if sticky.secret is not None else _PROCESS_SECRET
+    return {
+        "name": sticky.cookie,
+        "ttl": sticky.ttl,
+        # The pool's name keeps two pools' cookies apart.
+        "secret": secret + b"\0" + config.name.encode("utf-8"),
+        "secure": sticky.secure,
+        "httpOnly": sticky.http_only,
+    }
 
 
 def build_pool(name: str, config: PoolConfig, registry: TargetRegistry) -> Pool:
@@ -36,6 +57,11 @@ def build_pool(name: str, config: PoolConfig, registry: TargetRegistry) -> Pool:
         maxInflight=config.max_inflight,
         queueSize=config.queue_size,
         queueTimeout=config.queue_timeout,
+        options={
+            "hash_key": config.hash_key,
+            "hash_balance_factor": config.hash_balance_factor,
+        },
+        sticky=_sticky(config),
     )
 
 
