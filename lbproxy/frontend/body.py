@@ -38,11 +38,14 @@ class RequestBody:
     @ivar limit: the most bytes accepted (0: no limit); beyond it nothing
         more is passed on and C{onTooLarge} is called once.
     @ivar onTooLarge: called when the body exceeds C{limit}.
+    @ivar tap: L{None}, or what L{addTap} set: given each piece passed on
+        and the end (a mirror's copy).
     """
 
     limit = 0
     onTooLarge = None
     tooLarge = False
+    tap = None
     #: While held (L{hold}): the bytes to buffer before C{_onHeld} is
     #: called, else 0.
     _holding = 0
@@ -79,6 +82,8 @@ class RequestBody:
                 if self.onTooLarge is not None:
                     self.onTooLarge()
             return
+        if self.tap:
+            self.tap(data, False)
         if self._sink is not None:
             self._sink.writeBody(data)
             return
@@ -94,6 +99,8 @@ class RequestBody:
 
     def finished(self) -> None:
         self.complete = True
+        if self.tap:
+            self.tap(b"", True)
         if self._holding:
             self._release()
         elif self._sink is not None:
@@ -119,6 +126,19 @@ class RequestBody:
             self._pausedByBuffer = True
             self._channel.pauseBody()
         then()
+
+    def addTap(self, tap) -> None:
+        """
+        Give C{tap(data, last)} (a mirror's copy, L{lbproxy.upstream.mirror})
+        what arrived so far, then each piece passed on, and C{(b"", True)}
+        at the end.  (Before the request goes to a backend, all that
+        arrived is still buffered.)
+        """
+        self.tap = tap
+        for data in self._buffer:
+            tap(data, False)
+        if self.complete:
+            tap(b"", True)
 
     def attach(self, sink) -> None:
         """

@@ -38,6 +38,7 @@ from lbproxy.stages.cors import CorsDetect, CorsPreflight
 from lbproxy.stages.forwarded import Forwarded
 from lbproxy.stages.headerrules import HeaderRulesStage
 from lbproxy.stages.headerscan import ScanHeaders
+from lbproxy.stages.traffic import mirror_stage, sticky_stage
 from lbproxy.stages.healthendpoint import HealthEndpoint
 from lbproxy.stages.misdirected import Misdirected
 from lbproxy.stages.path import NormalizePath
@@ -67,9 +68,10 @@ class Scope:
     @ivar route: the route's L{lbproxy.config.Route} (L{ROUTE} only).
     @ivar pool: the route's runtime pool (L{ROUTE} only).
     @ivar shared: the runtime's L{Shared} global policies.
+    @ivar pools: the runtime's pools by name (L{ROUTE} only).
     """
 
-    def __init__(self, kind, config, services, shared, route=None, pool=None) -> None:
+    def __init__(self, kind, config, services, shared, route=None, pool=None, pools=None) -> None:
         self.kind = kind
         self.config = config
         self.server = config.server
@@ -77,6 +79,7 @@ class Scope:
         self.shared = shared
         self.route = route
         self.pool = pool
+        self.pools = pools
         self._cors = None
 
     def cors(self):
@@ -182,12 +185,17 @@ ORDER: Tuple[Tuple[str, frozenset, Factory], ...] = (
     ("request_id", _ALL, _request_id),
     ("header_rules", _ROUTED, _header_rules),
     ("forwarded", _ROUTED, lambda s: Forwarded()),
+    # Before the cache: its response part then runs after the cache's, so
+    # the cookie is set per client and never stored with a response.
+    ("sticky", _ROUTED, sticky_stage),
     # After the policies (a hit is still access-checked and rate limited)
     # and the header rules (whose response part then runs on hits too);
     # before compression, so the cache stores what compression made
     # (compressed variants, keyed by Vary: Accept-Encoding).
     ("cache", _ROUTED, build_cache_stage),
     ("compress", _ROUTED, lambda s: Compress(s.route.compress) if s.route.compress else None),
+    # After the cache: a hit is not copied (no backend sees it).
+    ("mirror", _ROUTED, mirror_stage),
     ("access_log", _ALL, lambda s: s.shared.accessLog),
 )
 

@@ -15,6 +15,7 @@ from lbproxy.pipeline.order import ENTRY, ROUTE, UNROUTED, Scope, shared_policie
 from lbproxy.runtime.services import Services
 from lbproxy.terminals.notfound import NotFound
 from lbproxy.terminals.route import RouteRequest
+from lbproxy.terminals.split import SplitForward
 from lbproxy.terminals.upgrade import ForwardOrUpgrade
 
 __all__ = ["CompiledRoute", "build_chains"]
@@ -25,8 +26,10 @@ class CompiledRoute:
     A route as the request path uses it.
 
     @ivar route: the configured L{Route}.
-    @ivar pool: the runtime pool it forwards to.
-    @ivar chain: its L{Chain}, ending in L{ForwardOrUpgrade}.
+    @ivar pool: the runtime pool it forwards to (with a split, the first
+        side's).
+    @ivar chain: its L{Chain}, ending in L{ForwardOrUpgrade} (with a split,
+        a L{SplitForward} among one per side).
     """
 
     __slots__ = ("route", "pool", "chain")
@@ -57,17 +60,29 @@ def build_chains(
     compiled: Dict[int, CompiledRoute] = {}
     for route in routes:
         pool = pools[route.pool]
-        scope = Scope(ROUTE, config, services, shared, route, pool)
-        terminal = ForwardOrUpgrade(
-            pool,
-            services,
-            server.response_timeout,
-            route.request_buffering,
-            server.websocket_idle_timeout,
-        )
+        scope = Scope(ROUTE, config, services, shared, route, pool, pools)
+        if route.split is not None:
+            terminal = SplitForward(
+                route.split,
+                [_forward(pools[name], route, services, server) for name, _ in route.split.arms],
+            )
+        else:
+            terminal = _forward(pool, route, services, server)
         compiled[id(route)] = CompiledRoute(route, pool, Chain(stages_for(scope), terminal))
     entry = Chain(
         stages_for(Scope(ENTRY, config, services, shared)), RouteRequest(match, unrouted)
     )
     return entry, unrouted, compiled
 
+
+def _forward(pool, route: Route, services: Services, server) -> ForwardOrUpgrade:
+    """
+    The terminal that forwards (or upgrades) a route's requests to C{pool}.
+    """
+    return ForwardOrUpgrade(
+        pool,
+        services,
+        server.response_timeout,
+        route.request_buffering,
+        server.websocket_idle_timeout,
+    )
