@@ -448,10 +448,9 @@ class StrategyTableTests(SynchronousTestCase):
         from twisted.web.http_headers import Headers
 
         class Request:
-            requestHeaders = Headers({b"X-User": [b"alice", b"bob"]})
-
-            def getCookie(self, name):
-                return {b"sid": b"s1"}.get(name)
+            requestHeaders = Headers(
+                {b"X-User": [b"alice", b"bob"], b"Cookie": [b"a=1; sid=s1", b"sid=s2"]}
+            )
 
         class Context:
             clientIp = "192.0.2.7"
@@ -465,6 +464,8 @@ class StrategyTableTests(SynchronousTestCase):
         self.assertIsNone(key_reader("header", b"X-None")(context))
         self.assertEqual(key_reader("cookie", b"sid")(context), b"s1")
         self.assertIsNone(key_reader("cookie", b"other")(context))
+        self.assertIsNone(key_reader("cookie", b"si")(context))
+        self.assertEqual(key_reader("cookie", b"a")(context), b"1")
         for source in KEY_SOURCES:
             self.assertIsNone(key_reader(source, b"n")(None))
         self.assertRaises(ValueError, key_reader, "body")

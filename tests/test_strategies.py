@@ -67,14 +67,13 @@ class Context:
 
         self.clientIp = clientIp
         self.path = path
-        cookies = cookies or {}
+        headers = dict(headers or {})
+        if cookies:
+            headers[b"Cookie"] = [b"; ".join(k + b"=" + v for k, v in cookies.items())]
 
         class Request:
-            requestHeaders = Headers(headers or {})
+            requestHeaders = Headers(headers)
             uri = path.encode("ascii")
-
-            def getCookie(self, name):
-                return cookies.get(name)
 
         self.request = Request()
 
@@ -102,8 +101,12 @@ def simulate(pool: Pool, requests: int, seed: int, durations=(0.1, 5.0), rate=2.
 
 class InterfaceTests(SynchronousTestCase):
     def test_provides(self):
-        for balance in ("least_conn", "random", "hash"):
-            verifyObject(IStrategy, make_pool(balance, [1, 1]).strategy)
+        for balance, kind in (
+            ("least_conn", LeastConnections), ("random", TwoChoices), ("hash", HashRing)
+        ):
+            strategy = make_pool(balance, [1, 1]).strategy
+            self.assertIsInstance(strategy, kind)
+            verifyObject(IStrategy, strategy)
 
     def test_noneUsable(self):
         for balance in ("least_conn", "random", "hash"):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Protocol
 
-__all__ = ["KEY_SOURCES", "RequestInfo", "key_reader"]
+__all__ = ["KEY_SOURCES", "RequestInfo", "key_reader", "read_cookie"]
 
 
 class RequestInfo(Protocol):
@@ -23,8 +23,7 @@ class RequestInfo(Protocol):
     @ivar clientIp: the client's address (behind trusted proxies, the
         client they name).
     @ivar path: the normalized request path.
-    @ivar request: the Twisted request: C{requestHeaders}, C{getCookie},
-        C{uri}.
+    @ivar request: the Twisted request: C{requestHeaders}, C{uri}.
     """
 
     clientIp: str
@@ -73,9 +72,27 @@ def key_reader(source: str, name: Optional[bytes] = None) -> KeyReader:
     def cookie(context: Optional[RequestInfo]) -> Optional[bytes]:
         if context is None:
             return None
-        return context.request.getCookie(name)
+        return read_cookie(context.request.requestHeaders, name)
 
     return cookie
+
+
+def read_cookie(headers, name: bytes) -> Optional[bytes]:
+    """
+    The value of the cookie C{name} in the C{Cookie} headers of
+    C{headers} (a L{twisted.web.http_headers.Headers}), or L{None}.  (The
+    proxy's requests do not parse cookies: only what balances on one
+    reads it, here.)
+    """
+    values = headers.getRawHeaders(b"cookie")
+    if not values:
+        return None
+    for value in values:
+        for pair in value.split(b";"):
+            key, equals, found = pair.partition(b"=")
+            if equals and key.strip() == name:
+                return found.strip().strip(b'"')
+    return None
 
 
 def _clientIp(context: Optional[RequestInfo]) -> Optional[bytes]:

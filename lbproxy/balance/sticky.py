@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Collection, Dict, Optional, Tuple
 
 from zope.interface import implementer
 
+from lbproxy.balance.context import read_cookie
 from lbproxy.balance.strategy import IStrategy
 
 if TYPE_CHECKING:
@@ -193,7 +194,7 @@ class Sticky:
         if mark.codec is not self.codec:
             mark.codec = self.codec
             mark.pinned, mark.fresh = self.codec.read(
-                context.request.getCookie(self.codec.name), now
+                read_cookie(context.request.requestHeaders, self.codec.name), now
             )
         pinned = mark.pinned
         chosen = None
