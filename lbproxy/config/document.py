@@ -146,8 +146,8 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
     flat_pools, flat_routes = parse_flat_form(top, reader, pools, health)
     pools.update(flat_pools)
     routes.extend(flat_routes)
-    _check_pools(reader, server, pools, routes)
     check_traffic(reader, server, pools, routes)
+    _check_pools(reader, server, pools, routes)
 
     used = {d: f"server.listen[{i}]" for i, d in enumerate(server.listen)}
     demo: Tuple[DemoBackend, ...] = ()
