@@ -76,7 +76,8 @@ class MirrorTests(SynchronousTestCase):
         self.assertEqual(self.mirror.inflight, 0)
         self.assertEqual(self.timers(), [])
         # The mirror's connection is kept alive for the next copy.
-        self.assertEqual(self.proxy.connections.idleCount(shadow.protocol.target), 1)
+        shadowTarget = self.proxy.resource.runtime.pools["shadow"].members[0].target
+        self.assertEqual(self.proxy.connections.idleCount(shadowTarget), 1)
 
     def test_silentMirror(self):
         """
