@@ -48,9 +48,11 @@ class Member:
     @ivar scaled: the weight times L{SCALE}, what weighted strategies add up.
     @ivar current: the current weight of smooth weighted round robin
         (L{lbproxy.balance.roundrobin}).
+    @ivar factor: what score-driven weights multiply the weight by
+        (L{lbproxy.balance.scores}); 1 without them.
     """
 
-    __slots__ = ("target", "state", "weight", "scaled", "current")
+    __slots__ = ("target", "state", "weight", "scaled", "current", "factor")
 
     def __init__(self, target: TargetLike, state: Optional[TargetState] = None) -> None:
         """
@@ -68,6 +70,7 @@ class Member:
         self.weight = weight
         self.scaled = weight * SCALE
         self.current = 0
+        self.factor = 1.0
 
     # The shared state, as attributes of the member (not for the hot path,
     # which reads member.state once).

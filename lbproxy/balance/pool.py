@@ -10,10 +10,11 @@ calls L{Pool.pick} for every request.
 
 from __future__ import annotations
 
-from typing import Collection, Mapping, Optional, Sequence, Tuple
+from typing import Collection, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from lbproxy.balance.members import Member, TargetLike
+from lbproxy.balance.members import SCALE, Member, TargetLike
 from lbproxy.balance.queue import WaitQueue
+from lbproxy.balance.scores import ScoredStrategy, ScoreWeighter
 from lbproxy.balance.sticky import Sticky, StickyCodec
 from lbproxy.balance.strategies import BALANCERS, STRATEGIES
 from lbproxy.balance.strategy import IStrategy
@@ -40,6 +41,8 @@ class Pool:
     @ivar options: the strategy's settings (none for round robin).
     @ivar sticky: the pool's L{StickyCodec} with sticky sessions, else
         L{None}.
+    @ivar weighter: the pool's L{ScoreWeighter} with score-driven weights,
+        else L{None}.
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class Pool:
         queueTimeout: float = 10.0,
         options: Optional[Mapping[str, object]] = None,
         sticky: Optional[Mapping[str, object]] = None,
+        weights=None,
     ) -> None:
         """
         @param name: the pool's name.
@@ -69,6 +73,8 @@ class Pool:
             C{hash_balance_factor}, C{random}).
         @param sticky: for sticky sessions, the L{StickyCodec} arguments
             after the members (C{name}, C{ttl}, C{secret}, ...).
+        @param weights: for score-driven weights, the pool's
+            L{lbproxy.config.balancing.ScoreWeights}.
         @raise ValueError: for an unknown balance or a bad weight.
         """
         factory = STRATEGIES.get(balance)
@@ -92,6 +98,10 @@ class Pool:
         if sticky is not None:
             self.sticky = StickyCodec(members, **sticky)
             self.strategy = Sticky(self.strategy, self.sticky, maxInflight)
+        self.weighter: Optional[ScoreWeighter] = None
+        if weights is not None:
+            self.weighter = ScoreWeighter(members, weights)
+            self.strategy = ScoredStrategy(self.strategy, self.weighter)
         self._pick = self.strategy.pick
 
     def __repr__(self) -> str:
@@ -112,6 +122,29 @@ class Pool:
             room, or L{None} when there is none.
         """
         return self._pick(exclude, now, context)
+
+    def describe(self) -> List[Dict[str, object]]:
+        """
+        Each member's state, for the status page and the admin API: its
+        address, registry ident, configured and effective weight (score-
+        driven weights change the latter), score, whether it is up and its
+        requests in flight.
+        """
+        scores = {}
+        if self.weighter is not None:
+            scores = {m: self.weighter.score(m) for m in self.weighter.members}
+        return [
+            {
+                "target": member.target.address,
+                "ident": member.state.ident,
+                "weight": member.weight,
+                "effective_weight": round(member.scaled / SCALE, 2),
+                "score": scores.get(member),
+                "up": member.state.up,
+                "inflight": member.state.inflight,
+            }
+            for member in self.members
+        ]
 
     def saturated(self, exclude: Collection[Member] = ()) -> bool:
         """

@@ -154,8 +154,8 @@ def _mirror(value: Any, key: str, reader: Reader) -> Mirror:
 def check_traffic(reader: Reader, server, pools: Mapping[str, Any], routes) -> None:
     """
     Every pool a split or a mirror names exists (a route does not mirror
-    to its own pool), and sticky sessions with several workers have a
-    secret.
+    to its own pool); with several workers, sticky sessions have a secret
+    and no weights come from probes.
     """
     known = ", ".join(sorted(pools))
     for index, route in enumerate(routes):
@@ -181,6 +181,13 @@ def check_traffic(reader: Reader, server, pools: Mapping[str, Any], routes) -> N
                 )
     if server.workers > 1:
         for name, pool in pools.items():
+            weights = getattr(pool, "weights", None)
+            if weights is not None and weights.source == "probe":
+                raise reader.fail(
+                    child_key(child_key(child_key("pools", name), "weights"), "from"),
+                    f'"probe" needs server.workers = 1 (with {server.workers} workers only the '
+                    'main process probes); use "header" or "latency"',
+                )
             sticky = getattr(pool, "sticky", None)
             if sticky is not None and sticky.secret is None:
                 raise reader.fail(

@@ -180,12 +180,17 @@ class HealthChecker(Service):
 
         d.addBoth(done)
         d.addCallbacks(
-            lambda _: self._apply(entry, health.probeSucceeded(self._clock.seconds())),
+            lambda body: self._probed(entry, body),
             lambda f: self._apply(
                 entry, health.probeFailed(self._clock.seconds(), self._describe(f, settings))
             ),
         )
         return d
+
+    def _probed(self, entry: TargetState, body: bytes) -> None:
+        # The body may carry a score (score-driven weights, from = "probe").
+        entry.probeBody = body
+        self._apply(entry, entry.health.probeSucceeded(self._clock.seconds()))
 
     @staticmethod
     def _describe(reason, settings) -> str:

@@ -19,8 +19,11 @@ __all__ = [
     "probe_client",
 ]
 
-#: Most bytes of a probe's response body read (and thrown away).
+#: Most bytes of a probe's response body read.
 PROBE_BODY_LIMIT = 64 * 1024
+
+#: Most bytes of it kept (for a score in it).
+PROBE_BODY_KEPT = 8 * 1024
 
 
 def describe_failure(reason) -> str:
@@ -79,9 +82,10 @@ class _BadStatus(Exception):
 
 def check_response(response, settings) -> defer.Deferred:
     """
-    Read (and drop) a bounded body so the connection is released; fail
-    with C{"status N"} unless C{settings} (a L{lbproxy.config.HealthConfig})
-    count the status as healthy.
+    Read a bounded body so the connection is released (its first
+    L{PROBE_BODY_KEPT} bytes are the result: a score for score-driven
+    weights); fail with C{"status N"} unless C{settings} (a
+    L{lbproxy.config.HealthConfig}) count the status as healthy.
     """
     code = response.code
     d = _drain(response)
@@ -96,25 +100,29 @@ def _fail(message: str):
 
 class _Discard:
     """
-    Reads a response body up to L{PROBE_BODY_LIMIT} and drops it.
+    Reads a response body up to L{PROBE_BODY_LIMIT}; keeps the first
+    L{PROBE_BODY_KEPT} bytes.
     """
 
     def __init__(self, done: defer.Deferred) -> None:
         self._done = done
         self._seen = 0
+        self._kept: list = []
         self.transport = None
 
     def makeConnection(self, transport) -> None:
         self.transport = transport
 
     def dataReceived(self, data: bytes) -> None:
+        if self._seen < PROBE_BODY_KEPT:
+            self._kept.append(data[: PROBE_BODY_KEPT - self._seen])
         self._seen += len(data)
         if self._seen > PROBE_BODY_LIMIT and self.transport is not None:
             self.transport.stopProducing()
 
     def connectionLost(self, reason) -> None:
         if not self._done.called:
-            self._done.callback(None)
+            self._done.callback(b"".join(self._kept))
 
 
 def _drain(response) -> defer.Deferred:

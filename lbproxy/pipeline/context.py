@@ -97,6 +97,8 @@ class RequestContext:
         L{None} (chunked, close-delimited), for the response-head hooks.
     @ivar sticky: the request's L{lbproxy.balance.sticky.StickyMark} on a
         route with sticky sessions, else L{None}.
+    @ivar member: the pool member chosen last, where the pool notes it
+        (score-driven weights), else L{None}.
     """
 
     __slots__ = (
@@ -104,7 +106,7 @@ class RequestContext:
         "path", "target", "peer", "clientIp", "trusted", "route", "pairs", "origin",
         "requestId", "preflight", "proto", "variables", "headers", "pool", "upstream",
         "upstreamTime", "status", "sent", "upgrade", "cache", "cacheStatus", "encoder",
-        "responseLength", "sticky",
+        "responseLength", "sticky", "member",
     )
 
     def __init__(self, request, runtime, start: float) -> None:
@@ -142,6 +144,7 @@ class RequestContext:
         self.encoder = None
         self.responseLength: Optional[int] = None
         self.sticky = None
+        self.member = None
 
     def __repr__(self) -> str:
         return f"<RequestContext {self.request.method!r} {self.request.uri!r}>"

@@ -38,7 +38,7 @@ from lbproxy.stages.cors import CorsDetect, CorsPreflight
 from lbproxy.stages.forwarded import Forwarded
 from lbproxy.stages.headerrules import HeaderRulesStage
 from lbproxy.stages.headerscan import ScanHeaders
-from lbproxy.stages.traffic import mirror_stage, sticky_stage
+from lbproxy.stages.traffic import mirror_stage, score_stage, sticky_stage
 from lbproxy.stages.healthendpoint import HealthEndpoint
 from lbproxy.stages.misdirected import Misdirected
 from lbproxy.stages.path import NormalizePath
@@ -188,6 +188,9 @@ ORDER: Tuple[Tuple[str, frozenset, Factory], ...] = (
     # Before the cache: its response part then runs after the cache's, so
     # the cookie is set per client and never stored with a response.
     ("sticky", _ROUTED, sticky_stage),
+    # Before the cache too: the cache stores the score header (its hook
+    # runs first), which this stage takes off every answer, hits included.
+    ("score_feedback", _ROUTED, score_stage),
     # After the policies (a hit is still access-checked and rate limited)
     # and the header rules (whose response part then runs on hits too);
     # before compression, so the cache stores what compression made

@@ -62,6 +62,7 @@ def build_pool(name: str, config: PoolConfig, registry: TargetRegistry) -> Pool:
             "hash_balance_factor": config.hash_balance_factor,
         },
         sticky=_sticky(config),
+        weights=config.weights,
     )
 
 

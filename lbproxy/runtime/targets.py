@@ -86,11 +86,17 @@ class TargetState:
         oldest waiter of each, not only of its own pool's queue.
     @ivar retired: whether the newest runtime no longer refers to it: the
         requests still on it finish, nothing probes it any more.
+    @ivar score: the last score its responses carried (score-driven
+        weights, C{from = "header"}), or L{None}.
+    @ivar latency: the moving average of its upstream times in seconds
+        (C{from = "latency"}), or L{None}.
+    @ivar probeBody: the body of its last successful health probe (up to
+        the probe's read limit; C{from = "probe"}), or L{None}.
     """
 
     __slots__ = (
         "target", "key", "ident", "health", "up", "inflight", "rampStart", "rampLength",
-        "pools", "queues", "retired",
+        "pools", "queues", "retired", "score", "latency", "probeBody",
     )
 
     def __init__(
@@ -111,6 +117,9 @@ class TargetState:
         self.pools: Tuple[str, ...] = ()
         self.queues: Tuple[object, ...] = ()
         self.retired = False
+        self.score: Optional[float] = None
+        self.latency: Optional[float] = None
+        self.probeBody: Optional[bytes] = None
 
     def startRamp(self, now: float, length: float) -> None:
         """

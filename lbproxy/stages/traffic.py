@@ -1,9 +1,10 @@
 # -*- test-case-name: tests.test_traffic -*-
 """
-The factories of the traffic-shaping stages for L{lbproxy.pipeline.order}:
-a route gets a sticky stage only when a pool it forwards to has sticky
-sessions, and a mirror stage only with C{mirror}; other routes pay
-nothing for either.
+The factories of the balancing and traffic-shaping stages for
+L{lbproxy.pipeline.order}: a route gets a sticky stage only when a pool it
+forwards to has sticky sessions, a score feedback stage only when one has
+score-driven weights, and a mirror stage only with C{mirror}; other routes
+pay nothing for any of them.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 from typing import Optional
 
 from lbproxy.stages.mirror import MirrorStage
+from lbproxy.stages.scores import ScoreFeedback, score_feedback
 from lbproxy.stages.sticky import StickyStage
 from lbproxy.upstream.mirror import Mirror
 
-__all__ = ["mirror_stage", "sticky_stage"]
+__all__ = ["mirror_stage", "score_stage", "sticky_stage"]
 
 
 def _route_pools(scope):
@@ -32,6 +34,14 @@ def sticky_stage(scope) -> Optional[StickyStage]:
         if pool is not None and pool.sticky is not None:
             return StickyStage()
     return None
+
+
+def score_stage(scope) -> Optional[ScoreFeedback]:
+    """
+    A L{ScoreFeedback} if a pool of the route has score-driven weights
+    fed by its responses.
+    """
+    return score_feedback(_route_pools(scope))
 
 
 def mirror_stage(scope) -> Optional[MirrorStage]:
