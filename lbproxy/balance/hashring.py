@@ -5,8 +5,10 @@ bounded loads.
 
 Each member of weight M{w} owns C{POINTS * w / g} points (M{g}: the
 greatest common divisor of the pool's weights; at most L{MAX_POINTS} per
-member) on a ring of 64-bit hashes of C{"<target url>#<n>"}, the same in
-every process and after every reload.  A request's key (C{hash_key}: the
+member) on a ring of 64-bit places cut from BLAKE2b digests of
+C{"<target url>#<n>"}, the same in every process and after every reload.
+A thousand points per member keep each member's share of the ring within
+a few per cent of its weight's.  A request's key (C{hash_key}: the
 client address, a header, a cookie, the path or the whole request target)
 is hashed to a place on the ring and goes to the owner of the next point,
 so adding or removing one of N targets moves only the keys of the points
@@ -46,10 +48,10 @@ if TYPE_CHECKING:
 __all__ = ["MAX_POINTS", "POINTS", "HashRing", "hash_key", "parse_hash_key"]
 
 #: Points on the ring per unit of (reduced) weight.
-POINTS = 160
+POINTS = 1000
 
 #: Most points one member owns.
-MAX_POINTS = 16000
+MAX_POINTS = 40000
 
 
 def hash_key(data: bytes) -> int:
@@ -99,8 +101,11 @@ class HashRing:
             for index, member in enumerate(members):
                 count = min(MAX_POINTS, POINTS * member.weight // unit)
                 base = member.target.url.encode("utf-8") + b"#"
-                for n in range(count):
-                    ring.append((hash_key(base + b"%d" % (n,)), index))
+                # Eight points from each 64-byte digest.
+                for n in range((count + 7) // 8):
+                    digest = blake2b(base + b"%d" % (n,), digest_size=64).digest()
+                    for i in range(0, min(8, count - n * 8) * 8, 8):
+                        ring.append((int.from_bytes(digest[i : i + 8], "big"), index))
         ring.sort()
         self.points = [place for place, _ in ring]
         self.owners = [members[index] for _, index in ring]
