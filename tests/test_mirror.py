@@ -157,6 +157,7 @@ class MirrorTests(SynchronousTestCase):
         shadow = backends[SHADOW][0].received()
         self.assertTrue(shadow.startswith(b"POST /up HTTP/1.1\r\n"))
         self.assertIn(b"\r\nContent-Length: 10\r\n", shadow)
+        self.assertEqual(shadow.lower().count(b"content-length"), 1)
         self.assertTrue(shadow.endswith(b"\r\n\r\n0123456789"))
         self.assertTrue(backends[PRIMARY][0].received().endswith(b"\r\n\r\n0123456789"))
 
@@ -168,6 +169,7 @@ class MirrorTests(SynchronousTestCase):
         )
         shadow = self.acceptAll()[SHADOW][0].received()
         self.assertIn(b"\r\nContent-Length: 5\r\n", shadow)
+        self.assertNotIn(b"transfer-encoding", shadow.lower())
         self.assertTrue(shadow.endswith(b"\r\n\r\nabcde"))
 
     def test_bodyTooLong(self):
