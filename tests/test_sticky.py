@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from lbproxy.balance.pool import Pool
 from lbproxy.balance.sticky import StickyCodec, StickyMark
+from lbproxy.config import parse_config
 from lbproxy.testing import ProxyHarness
 from tests.test_strategies import Context, Target
 
@@ -263,6 +264,25 @@ class StickyProxyTests(SynchronousTestCase):
         pool = self.proxy.resource.runtime.pools["app"]
         value = pool.sticky.value(pool.members[2], self.proxy.reactor.seconds())
         self.assertEqual(self.get(value), ("10.3.0.3:80", None))
+
+    def test_reloadKeepsSessions(self):
+        """
+        A reload that changes the weights, the strategy and the order of
+        the targets keeps every client on its target.
+        """
+        pinned = {}
+        for _ in range(4):
+            address, cookie = self.get()
+            pinned[cookie] = address
+        pool = dict(CONFIG["pools"]["app"])
+        pool["targets"] = [
+            {"address": "10.3.0.2:80", "weight": 5}, "10.3.0.1:80", "10.3.0.3:80",
+        ]
+        pool["balance"] = "least_conn"
+        data = dict(CONFIG, pools=dict(CONFIG["pools"], app=pool))
+        self.proxy.resource.runtime = self.proxy.core.build(parse_config(data, "t.toml"))
+        for cookie, address in pinned.items():
+            self.assertEqual(self.get(cookie), (address, None))
 
     def test_otherRoutesUntouched(self):
         """

@@ -31,10 +31,11 @@ Pure: no Twisted, no I/O, no clock.
 from __future__ import annotations
 
 import math
+from array import array
 from bisect import bisect
-from functools import reduce
+from functools import lru_cache, reduce
 from hashlib import blake2b
-from typing import TYPE_CHECKING, Collection, List, Optional, Tuple
+from typing import TYPE_CHECKING, Collection, List, Optional, Sequence, Tuple
 
 from zope.interface import implementer
 
@@ -45,7 +46,7 @@ from lbproxy.balance.strategy import IStrategy, PoolView
 if TYPE_CHECKING:
     from lbproxy.balance.members import Member
 
-__all__ = ["MAX_POINTS", "POINTS", "HashRing", "hash_key", "parse_hash_key"]
+__all__ = ["MAX_POINTS", "POINTS", "HashRing", "hash_key", "parse_hash_key", "ring_points"]
 
 #: Points on the ring per unit of (reduced) weight.
 POINTS = 1000
@@ -78,6 +79,23 @@ def parse_hash_key(text: str) -> Tuple[str, Optional[bytes]]:
     )
 
 
+@lru_cache(maxsize=1024)
+def ring_points(url: str, count: int) -> Sequence[int]:
+    """
+    The C{count} places on the ring of the target at C{url}: eight cut
+    from each 64-byte BLAKE2b digest of C{"<url>#<n>"}.  Cached, 8 bytes
+    a place, for the next runtime: a reload does not hash them again (read
+    them, never change them).
+    """
+    base = url.encode("utf-8") + b"#"
+    places = array("Q")
+    for n in range((count + 7) // 8):
+        digest = blake2b(base + b"%d" % (n,), digest_size=64).digest()
+        for i in range(0, min(8, count - n * 8) * 8, 8):
+            places.append(int.from_bytes(digest[i : i + 8], "big"))
+    return places
+
+
 @implementer(IStrategy)
 class HashRing:
     """
@@ -100,12 +118,7 @@ class HashRing:
             unit = reduce(math.gcd, (m.weight for m in members))
             for index, member in enumerate(members):
                 count = min(MAX_POINTS, POINTS * member.weight // unit)
-                base = member.target.url.encode("utf-8") + b"#"
-                # Eight points from each 64-byte digest.
-                for n in range((count + 7) // 8):
-                    digest = blake2b(base + b"%d" % (n,), digest_size=64).digest()
-                    for i in range(0, min(8, count - n * 8) * 8, 8):
-                        ring.append((int.from_bytes(digest[i : i + 8], "big"), index))
+                ring.extend((place, index) for place in ring_points(member.target.url, count))
         ring.sort()
         self.points = [place for place, _ in ring]
         self.owners = [members[index] for _, index in ring]
