@@ -42,7 +42,7 @@ def _config(route_extra=None, pool_extra=None):
     route = {"pool": "web"}
     route.update(route_extra or {})
     return {
-        "server": {"access_log": "none", "request_id_header": False},
+        "server": {"access_log": False, "request_id_header": False},
         "pools": {"web": pool, "other": {"targets": ["10.2.0.1:80"]}},
         "routes": [route],
     }

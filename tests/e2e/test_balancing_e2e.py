@@ -75,7 +75,7 @@ class BalancingE2ETests(E2ETestCase):
         self.startProxy(f"""
 [server]
 listen = ["tcp:{port}:interface=127.0.0.1"]
-access_log = "none"
+access_log = false
 
 [pools.weighted]
 targets = [
@@ -119,7 +119,7 @@ pool = "weighted"
         self.startProxy(f"""
 [server]
 listen = ["tcp:{port}:interface=127.0.0.1"]
-access_log = "none"
+access_log = false
 
 [pools.stable]
 targets = ["127.0.0.1:{ports['stable']}"]
@@ -150,7 +150,7 @@ split_header = "X-Canary"
         self.startProxy(f"""
 [server]
 listen = ["tcp:{port}:interface=127.0.0.1"]
-access_log = "none"
+access_log = false
 
 [pools.app]
 targets = ["127.0.0.1:{ports['s1']}", "127.0.0.1:{ports['s2']}", "127.0.0.1:{ports['s3']}"]
@@ -189,7 +189,7 @@ pool = "app"
         return f"""
 [server]
 listen = ["tcp:{port}:interface=127.0.0.1"]
-access_log = "none"
+access_log = false
 connect_timeout = 2
 
 [pools.main]
