@@ -209,3 +209,26 @@ class MirrorTests(SynchronousTestCase):
         client = self.proxy.client()
         client.send(b"GET /plain HTTP/1.1\r\nHost: h\r\n\r\n")
         self.assertEqual(self.proxy.pending(), [PRIMARY])
+
+
+class BufferedRouteTests(SynchronousTestCase):
+    """
+    A mirrored route with C{request_buffering}: the copy gets the body the
+    primary gets.
+    """
+
+    def test_body(self):
+        data = config(max_body=100)
+        data["routes"][1]["request_buffering"] = "1k"
+        proxy = ProxyHarness(data)
+        client = proxy.client()
+        client.send(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\n\r\nabc")
+        self.assertEqual(proxy.pending(), [])
+        client.send(b"def")
+        backends = {}
+        while proxy.pending():
+            backend = proxy.accept()
+            backends[backend.address] = backend
+        self.assertEqual(sorted(backends), [PRIMARY, SHADOW])
+        for backend in backends.values():
+            self.assertTrue(backend.received().endswith(b"\r\n\r\nabcdef"), backend.received())
