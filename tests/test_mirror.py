@@ -232,3 +232,21 @@ class BufferedRouteTests(SynchronousTestCase):
         self.assertEqual(sorted(backends), [PRIMARY, SHADOW])
         for backend in backends.values():
             self.assertTrue(backend.received().endswith(b"\r\n\r\nabcdef"), backend.received())
+
+
+class RouteLimitTests(SynchronousTestCase):
+    def test_overRouteLimit(self):
+        """
+        A chunked body that goes past the route's max_body_size (the
+        primary answers 413) is not copied, truncated or otherwise.
+        """
+        data = config(max_body=1000)
+        data["routes"][1]["max_body_size"] = 4
+        proxy = ProxyHarness(data)
+        stage = [s for s in proxy.resource.runtime.match("h", "/").chain.stages if s.name == "mirror"][0]
+        client = proxy.client()
+        client.send(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+        client.send(b"3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n")
+        self.assertIn(b" 413 ", client.received())
+        self.assertNotIn(SHADOW, proxy.pending())
+        self.assertEqual((stage.mirror.stats.skipped, stage.mirror.inflight), (1, 0))

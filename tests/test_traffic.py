@@ -217,6 +217,7 @@ class PoolBalancingConfigTests(SynchronousTestCase):
         self.assertEqual((pool.weights.field, pool.weights.interval), ("score", 2.0))
         self.assertEqual(parse_config(pool_config(weights={"from": "latency"})).pools["p"].weights.source, "latency")
         self.assertError(pool_config(weights={"from": "cpu"}), "pools.p.weights.from", "unknown source")
+        self.assertError(pool_config(weights={"from": "header", "name": "X Score"}), "pools.p.weights.name", "token")
         self.assertError(pool_config(weights={"from": "header"}), "pools.p.weights.name", "required")
         self.assertError(pool_config(weights={"from": "latency", "name": "x"}), "pools.p.weights.name", "does not apply")
         self.assertError(pool_config(weights={"from": "latency", "smoothing": 2}), "pools.p.weights.smoothing", "at most 1")

@@ -167,9 +167,10 @@ def _weights(value: Any, key: str, reader: Reader) -> ScoreWeights:
         if name in table and name != needs:
             raise reader.fail(child_key(key, name), f'does not apply to from = "{source}"')
     if needs is not None:
-        settings[needs] = reader.nonempty_string(
-            reader.required(table, key, needs), child_key(key, needs)
-        )
+        needs_key = child_key(key, needs)
+        settings[needs] = reader.nonempty_string(reader.required(table, key, needs), needs_key)
+        if needs == "name" and not set(settings[needs]) <= _TOKEN_CHARS:
+            raise reader.fail(needs_key, f"header name {quote(settings[needs])} is not a valid token")
     if "interval" in table:
         settings["interval"] = reader.positive_number(table["interval"], child_key(key, "interval"))
     if "smoothing" in table:

@@ -39,7 +39,8 @@ class RequestBody:
         more is passed on and C{onTooLarge} is called once.
     @ivar onTooLarge: called when the body exceeds C{limit}.
     @ivar tap: L{None}, or what L{addTap} set: given each piece passed on
-        and the end (a mirror's copy).
+        and the end, or the end of what is passed on when the body goes
+        over C{limit} (a mirror's copy).
     """
 
     limit = 0
@@ -79,6 +80,9 @@ class RequestBody:
             # passed on.
             if not self.tooLarge:
                 self.tooLarge = True
+                if self.tap:
+                    # The end, for the tap: it sees tooLarge and gives up.
+                    self.tap(b"", True)
                 if self.onTooLarge is not None:
                     self.onTooLarge()
             return

@@ -119,6 +119,7 @@ class MirrorCopy:
         self._method = method
         self._target = target
         self._headers = headers
+        self._body = body
         self._chunks: List[bytes] = []
         self._size = 0
         self._member = None
@@ -145,7 +146,12 @@ class MirrorCopy:
         if data:
             self._chunks.append(data)
         if last:
-            self._send()
+            if self._body.tooLarge:
+                # Over the route's max_body_size: the primary got a 413,
+                # the copy would be a truncated body.
+                self._end("skipped")
+            else:
+                self._send()
 
     def _send(self) -> None:
         mirror = self._mirror
