@@ -14,9 +14,13 @@ Two measurements, each the best of a few runs:
     connection and bytes; the end-to-end test measures its effect on the
     primary's p99.)
 
-The plain route is the one that must not get slower: run this on two
-revisions (C{--lbproxy-root} is not needed, run it in each tree) and
-compare its line.  A measurement to compare revisions with, not a test:
+The plain route is the one that must not get slower.  C{--plain-only}
+measures only round robin and the plain route, with nothing a revision
+before these features lacks, so the same script compares two trees::
+
+    python -m bench.balancing_cpu --plain-only
+    PYTHONPATH=/path/to/other/tree python bench/balancing_cpu.py --plain-only
+  A measurement to compare revisions with, not a test:
 nothing here passes or fails.  Run it on a quiet machine.
 """
 
@@ -59,6 +63,11 @@ ROUTES = {
         {"split": [{"pool": "web", "weight": 90}, {"pool": "other", "weight": 10}], "pool": None}
     ),
 }
+
+
+def _target(address: str):
+    config = parse_config({"pools": {"p": {"targets": [address]}}}, "bench.toml")
+    return config.pools["p"].targets[0]
 
 
 def pool_of(name: str, extra) -> Pool:
@@ -106,6 +115,16 @@ def proxied(config) -> float:
 
 
 def main(argv=None) -> int:
+    plainOnly = "--plain-only" in (argv or [])
+    import lbproxy
+
+    print("lbproxy from", lbproxy.__file__)
+    if plainOnly:
+        pool = Pool("web", [_target(address) for address in TARGETS])
+        print("Pool.pick round_robin, 5 members: %.0f ns" % (pick_cost(pool),))
+        seconds = proxied(_config())
+        print("Whole requests, plain round robin: %.1f us" % (seconds / REQUESTS * 1e6,))
+        return 0
     print("Pool.pick, 5 members (ns per pick, best of 5 x %d):" % (PICKS,))
     for name in ("round_robin", "least_conn", "random", "hash"):
         plain = pick_cost(pool_of(name, {}))
