@@ -260,3 +260,26 @@ class ProbeScoreTests(SynchronousTestCase):
         pool.pick((), case.clock.seconds(), None)
         pool.pick((), case.clock.seconds() + 6, None)
         self.assertEqual([m["effective_weight"] for m in pool.describe()], [0.5, 1.0, 1.5])
+
+
+class ReloadTests(SynchronousTestCase):
+    def test_factorsSurviveReload(self):
+        """
+        The pool of a new runtime on the same registry starts from the
+        factors the old one reached, not from the configured weights.
+        """
+        proxy = ProxyHarness(CONFIG)
+        pool = proxy.resource.runtime.pools["app"]
+        a, b = pool.members
+        a.state.score, b.state.score = 1.0, 3.0
+        pool.pick((), 0.0, None)
+        pool.pick((), 5.0, None)
+        self.assertEqual((a.factor, b.factor), (0.5, 1.5))
+        runtime = proxy.core.build(parse_config(CONFIG, "t.toml"))
+        again = runtime.pools["app"]
+        self.assertEqual([m.factor for m in again.members], [0.5, 1.5])
+        self.assertEqual([m["effective_weight"] for m in again.describe()], [0.5, 1.5])
+        # Another pool of the same targets has its own factors.
+        other = Pool("other", [m.target for m in again.members], states=[m.state for m in again.members],
+                     weights=ScoreWeights("header", name="X"))
+        self.assertEqual([m.factor for m in other.members], [1.0, 1.0])

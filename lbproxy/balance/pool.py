@@ -100,7 +100,7 @@ class Pool:
             self.strategy = Sticky(self.strategy, self.sticky, maxInflight)
         self.weighter: Optional[ScoreWeighter] = None
         if weights is not None:
-            self.weighter = ScoreWeighter(members, weights)
+            self.weighter = ScoreWeighter(members, weights, name)
             self.strategy = ScoredStrategy(self.strategy, self.weighter)
         self._pick = self.strategy.pick
 

@@ -19,7 +19,9 @@ score is divided by the mean score of the usable members that have one;
 that ratio, clamped to [C{min}, C{max}], is the target factor; the
 member's factor moves C{smoothing} of the way there, and its effective
 weight is its configured weight times its factor.  A member without a
-score yet keeps factor 1.  The clamp keeps every healthy target in the
+score yet keeps factor 1.  The factor is kept on the target's registry
+entry too (per pool name), so the pool of a reloaded configuration
+starts from it.  The clamp keeps every healthy target in the
 rotation and no target above C{max} times its share.
 
 Pure: no Twisted, no I/O, no clock (the time is passed in).
@@ -103,14 +105,30 @@ class ScoreWeighter:
         first pick.
     """
 
-    def __init__(self, members, config) -> None:
+    def __init__(self, members, config, pool: str = "") -> None:
         """
         @param config: the pool's L{lbproxy.config.balancing.ScoreWeights}.
+        @param pool: the pool's name: each target keeps its factor in this
+            pool (C{state.factors}), so a reload starts where the running
+            configuration left off instead of at the configured weights.
         """
         self.members = tuple(m for m in members if m.weight)
         self.config = config
         self.nextAt: Optional[float] = None
         self._field = config.field
+        self._pool = pool
+        for member in self.members:
+            factors = member.state.factors
+            if factors is not None and pool in factors:
+                self._set(member, factors[pool])
+
+    def _set(self, member: Member, factor: float) -> None:
+        member.factor = factor
+        member.scaled = max(1, int(round(member.weight * SCALE * factor)))
+        state = member.state
+        if state.factors is None:
+            state.factors = {}
+        state.factors[self._pool] = factor
 
     def score(self, member: Member) -> Optional[float]:
         """
@@ -152,9 +170,7 @@ class ScoreWeighter:
         for member, score in scores:
             wanted = score / mean if mean > 0 else 1.0
             wanted = min(high, max(low, wanted))
-            factor = member.factor + smoothing * (wanted - member.factor)
-            member.factor = factor
-            member.scaled = max(1, int(round(member.weight * SCALE * factor)))
+            self._set(member, member.factor + smoothing * (wanted - member.factor))
 
 
 @implementer(IStrategy)

@@ -92,11 +92,14 @@ class TargetState:
         (C{from = "latency"}), or L{None}.
     @ivar probeBody: the body of its last successful health probe (up to
         the probe's read limit; C{from = "probe"}), or L{None}.
+    @ivar factors: what score-driven weights multiply its weight by, by
+        pool name, or L{None} before any.
     """
 
     __slots__ = (
         "target", "key", "ident", "health", "up", "inflight", "rampStart", "rampLength",
         "pools", "queues", "retired", "score", "latency", "probeBody",
+        "factors",
     )
 
     def __init__(
@@ -120,6 +123,7 @@ class TargetState:
         self.score: Optional[float] = None
         self.latency: Optional[float] = None
         self.probeBody: Optional[bytes] = None
+        self.factors: Optional[Dict[str, float]] = None
 
     def startRamp(self, now: float, length: float) -> None:
         """
