@@ -109,6 +109,39 @@ pool = "weighted"
         least = Counter(self.backendOf(client.get("/least")[1]) for _ in range(60))
         self.assertEqual(least, {"w3": 20, "w2": 20, "w1": 20}, self.diag())
 
+    def test_hashKeepsKeys(self) -> None:
+        """
+        C{balance = "hash"} on a header: each of 40 users always reaches
+        the same backend, and the users are spread over all three.
+        """
+        ports = self.demos(["h1", "h2", "h3"])
+        (port,) = freePorts(1)
+        targets = ", ".join(f'"127.0.0.1:{ports[n]}"' for n in ("h1", "h2", "h3"))
+        self.startProxy(f"""
+[server]
+listen = ["tcp:{port}:interface=127.0.0.1"]
+access_log = false
+
+[pools.cache]
+balance = "hash"
+hash_key = "header:X-User"
+hash_balance_factor = 1.25
+targets = [{targets}]
+
+[[routes]]
+path = "/"
+pool = "cache"
+""", port)
+        client = self.client(port)
+        homes = {}
+        for user in range(40):
+            seen = {
+                self.backendOf(client.get("/", {"X-User": f"user{user}"})[1]) for _ in range(3)
+            }
+            self.assertEqual(len(seen), 1, (user, seen))
+            homes[user] = seen.pop()
+        self.assertEqual(set(homes.values()), {"h1", "h2", "h3"})
+
     def test_splitAndHeader(self) -> None:
         """
         A 80/20 split over 1,000 requests lands within 4 % of its weights;
