@@ -250,3 +250,17 @@ class RouteLimitTests(SynchronousTestCase):
         self.assertIn(b" 413 ", client.received())
         self.assertNotIn(SHADOW, proxy.pending())
         self.assertEqual((stage.mirror.stats.skipped, stage.mirror.inflight), (1, 0))
+
+
+class UpgradeTests(SynchronousTestCase):
+    def test_notCopied(self):
+        """
+        A WebSocket handshake on a mirrored route is not copied.
+        """
+        proxy = ProxyHarness(config())
+        client = proxy.client()
+        client.send(
+            b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        self.assertEqual(proxy.pending(), [PRIMARY])

@@ -114,6 +114,9 @@ class MirrorCopy:
     One copy on its way; the handler of its backend connection's events.
     """
 
+    #: Read by the backend connection: a copy never switches protocols.
+    upgrading = False
+
     def __init__(self, mirror: Mirror, method: bytes, target: bytes, headers, body) -> None:
         self._mirror = mirror
         self._method = method
