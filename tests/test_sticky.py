@@ -293,3 +293,31 @@ class StickyProxyTests(SynchronousTestCase):
         names = self.proxy.resource.runtime.match("h", "/plain").chain.names()
         self.assertNotIn("sticky", names)
         self.assertIn("sticky", self.proxy.resource.runtime.match("h", "/").chain.names())
+
+
+class CachedStickyTests(SynchronousTestCase):
+    """
+    A cached route to a sticky pool: the cookie is set per client and
+    never stored with a cached response.
+    """
+
+    def test_cookieNotCached(self):
+        proxy = ProxyHarness(
+            {
+                "cache": {"max_bytes": "16m"},
+                "pools": {"app": {"targets": ["10.3.0.1:80", "10.3.0.2:80"], "sticky": {}}},
+                "routes": [{"path": "/", "pool": "app", "cache": {}}],
+            }
+        )
+        first = proxy.client()
+        first.send(b"GET /page HTTP/1.1\r\nHost: h\r\n\r\n")
+        proxy.accept().respond(
+            b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 2\r\n\r\nok"
+        )
+        self.assertIn(b"\r\nSet-Cookie: lb=", first.received())
+        second = proxy.client("10.0.0.2")
+        second.send(b"GET /page HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertEqual(proxy.pending(), [])
+        answer = second.received()
+        self.assertIn(b"X-Cache: HIT", answer)
+        self.assertNotIn(b"Set-Cookie", answer)
