@@ -19,6 +19,8 @@ from twisted.internet.error import CannotListenError
 from twisted.protocols.haproxy import proxyEndpoint
 from twisted.python.failure import Failure
 
+from lbproxy.admin.mounts import PAGES
+from lbproxy.admin.root import admin_site
 from lbproxy.observe.accesslog import open_access_log
 from lbproxy.config import Config
 from lbproxy.demo import demoSite
@@ -89,6 +91,8 @@ class ProxyService(MultiService):
         self.registry = core.registry
         self.health = core.health
         self.health.setServiceParent(self)
+        if self.role != "worker":
+            self._startAdmin(config, reactor)
         if self.role == "main":
             self._superviseWorkers(config, reactor, spawn or reactor.spawnProcess)
             return
@@ -97,6 +101,7 @@ class ProxyService(MultiService):
         plainSite = self.tls.plainSite(self.site, self.accessLog)
         listeners = [(description, plainSite) for description in server.listen]
         listeners += self.tls.listeners(self.site)
+        core.listeners = tuple(description for description, _ in listeners)
         if self.role == "worker":
             for fd, (description, factory) in zip(listenFDs, listeners):
                 AdoptedPort(reactor, fd, description, factory, server.proxy_protocol
@@ -116,6 +121,18 @@ class ProxyService(MultiService):
         self.sighup.add("access log reopen", self.reopenAccessLog)
         self.sighup.add("certificate reload", self.reloadCertificates)
         self.sighup.setServiceParent(self)
+
+    def _startAdmin(self, config: Config, reactor) -> None:
+        """
+        The admin listener (C{[admin]}), if configured: status, admin API
+        and the pages of L{lbproxy.admin.mounts.PAGES}.  With workers, the
+        main process runs it.
+        """
+        admin = config.admin
+        if admin is None:
+            return
+        self.adminSite = admin_site(self.core, reactor, PAGES)
+        self._listen(reactor, admin.listen, self.adminSite)
 
     def reopenAccessLog(self) -> None:
         """
