@@ -12,6 +12,7 @@ from typing import Optional, Tuple
 
 from twisted.logger import Logger
 
+from lbproxy.app.drain import LiveConnections
 from lbproxy.config import Config
 from lbproxy.frontend.http import ProxySite
 from lbproxy.frontend.limits import ClientLimits
@@ -125,6 +126,10 @@ class ProxyCore:
         self.site = ProxySite(
             self.resource, limits=ClientLimits.fromServer(server), reactor=reactor
         )
+        #: The client connections open on the listeners (reload drains,
+        #: graceful shutdown).
+        self.live = LiveConnections(reactor)
+        self.site.liveConnections = self.live
 
     @property
     def runtime(self) -> Runtime:
