@@ -235,7 +235,6 @@ class LiveConnections:
         Close every connection now (the drain time is up, or the operator
         asked again).
         """
-        self._deadline = None
         busy = [conn for conn in self._open if channel_keys(conn)]
         if busy:
             log.warn(
