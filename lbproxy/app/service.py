@@ -33,7 +33,7 @@ from lbproxy.frontend.limits import ClientLimits
 from lbproxy.health.checker import probe_client
 from lbproxy.app.listeners import ListenerSet
 from lbproxy.app.reload import Reloader, reload_line
-from lbproxy.app.signals import SecondSignal, SignalService
+from lbproxy.app.signals import SignalService, StopSignals
 from lbproxy.app.watch import FileWatch
 from lbproxy.tls.edge import TLSEdge
 from lbproxy.tls.material import TLSMaterial
@@ -83,6 +83,7 @@ class ProxyService(MultiService):
         MultiService.__init__(self)
         self.reactor = reactor
         self.proxyListeners: List[Service] = []
+        self.stopSignals = StopSignals(reactor, self._stopReactor, self._stopNow)
         self.role = "worker" if listenFDs is not None else (
             "main" if config.server.workers > 1 else "single"
         )
@@ -300,6 +301,25 @@ class ProxyService(MultiService):
         freeze_startup_objects()
         if self.role == "worker":
             announce_ready()
+        # After the reactor's own handlers, which it installs as it starts.
+        self.reactor.callWhenRunning(self.stopSignals.install)
+
+    def _stopNow(self) -> None:
+        """
+        A second SIGTERM or SIGINT: cut what is still draining.
+        """
+        if self.role == "main":
+            self.supervisor.signalWorkers("TERM")
+        else:
+            self.core.live.abortAll()
+
+    def _stopReactor(self) -> None:
+        from twisted.internet.error import ReactorNotRunning
+
+        try:
+            self.reactor.stop()
+        except ReactorNotRunning:
+            pass
 
     def stopService(self):
         """
@@ -308,15 +328,11 @@ class ProxyService(MultiService):
         connections close, then stop the rest.  SIGTERM or SIGINT again
         cuts what is left at once.
         """
+        self.stopSignals.stopping = True
         if self.role == "main":
-            # The workers drain (the supervisor gives them drain_timeout);
-            # again: they are told again, and stop at once.
-            second = SecondSignal(self.reactor, lambda: self.supervisor.signalWorkers("TERM"))
-            second.arm()
-            return MultiService.stopService(self).addBoth(_passing(second.disarm))
+            # The workers drain (the supervisor gives them drain_timeout).
+            return MultiService.stopService(self)
         live = self.core.live
-        second = SecondSignal(self.reactor, live.abortAll)
-        second.arm()
         listeners = self.proxyListeners + [
             service for service in self.plainListeners.services()
             if service not in self.proxyListeners
@@ -327,7 +343,6 @@ class ProxyService(MultiService):
         ]
         d = gatherResults(closing, consumeErrors=True)
         d.addBoth(lambda _: live.shutdown(self.config.server.drain_timeout))
-        d.addBoth(_passing(second.disarm))
         d.addBoth(lambda _: MultiService.stopService(self))
 
         def closed(result):
@@ -337,17 +352,6 @@ class ProxyService(MultiService):
             return result
 
         return d.addBoth(closed)
-
-
-def _passing(call):
-    """
-    A callback that calls C{call()} and passes the result on.
-    """
-    def callback(result):
-        call()
-        return result
-
-    return callback
 
 
 class ListeningSockets(Service):
