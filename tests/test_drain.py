@@ -189,3 +189,60 @@ class ShutdownTests(DrainTestCase):
         late = self.harness.client(port=50002)
         self.assertFalse(late.channel.persistent)
         self.live.abortAll()
+
+
+SERVICE = """
+[server]
+listen = "tcp:18080:interface=127.0.0.1"
+access_log = false
+drain_timeout = 12
+
+[pools.web]
+targets = ["127.0.0.1:8081"]
+
+[[routes]]
+path = "/"
+pool = "web"
+"""
+
+
+class ServiceStopTests(SynchronousTestCase):
+    """
+    L{ProxyService.stopService}: stop accepting first, then drain.
+    """
+
+    def test_stopDrains(self):
+        from twisted.internet.address import IPv4Address
+
+        from lbproxy.testing import Backend, Client
+        from tests.test_tap import started_service
+
+        service, reactor = started_service(self, SERVICE)
+        self.assertEqual([p for p, _, _, _ in reactor.tcpServers], [18080])
+        client = Client(service.site, "10.0.0.1", 50000)
+        client.send(get(b"/"))
+        host, port, factory, _, _ = reactor.tcpClients[0]
+        backend = Backend(host, port, factory.buildProtocol(IPv4Address("TCP", host, port)))
+        d = service.stopService()
+        self.assertEqual(service.proxyListeners[0].parent, None)
+        self.assertNoResult(d)
+        reactor.advance(11)
+        self.assertNoResult(d)
+        backend.respond(OK)
+        self.assertTrue(client.received().startswith(b"HTTP/1.1 200 OK"))
+        reactor.advance(0.3)
+        self.assertTrue(client.transport.disconnecting)
+        client.disconnect()
+        self.successResultOf(d)
+
+    def test_stopCutsAtDrainTimeout(self):
+        from tests.test_tap import started_service
+        from lbproxy.testing import Client
+
+        service, reactor = started_service(self, SERVICE)
+        client = Client(service.site, "10.0.0.1", 50000)
+        client.send(get(b"/"))
+        d = service.stopService()
+        reactor.advance(12.1)
+        self.successResultOf(d)
+        self.assertTrue(client.transport.aborted)

@@ -105,8 +105,7 @@ class ApiResource(Resource):
             if n == 5 and segments[4] == "drain":
                 return {"POST": lambda r: (200, changes.drain_target(core, pool, address))}, True
             if n == 5 and segments[4] == "enable":
-                return {"POST": lambda r: (200, changes.enable_target(
-                    core, pool, address, self._reactor.seconds()))}, True
+                return {"POST": lambda r: (200, changes.enable_target(core, pool, address))}, True
         raise ApiError(404, "no such API path")
 
     # -- reads -----------------------------------------------------------------

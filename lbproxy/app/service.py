@@ -43,6 +43,7 @@ from lbproxy.app.workers import (
     HealthFeed,
     WorkerSupervisor,
     announce_ready,
+    overrides_line,
     bind_listeners,
     parse_tcp_listen,
     state_line,
@@ -136,6 +137,7 @@ class ProxyService(MultiService):
                 self.registry,
                 parentGone=lambda: stop_reactor(reactor),
                 onReload=lambda path, text: self.reloader.reload("main process", text),
+                onOverrides=self._applyOverrides,
             )
             HealthFeedService(reactor, feed).setServiceParent(self)
         else:
@@ -189,6 +191,22 @@ class ProxyService(MultiService):
         for line in self.health.snapshot():
             self.supervisor.broadcast(line)
 
+    def _sendOverrides(self, overrides) -> None:
+        """
+        The main process of workers: the admin API changed something; every
+        worker applies the same changes, then gets the health states.
+        """
+        self.supervisor.broadcast(overrides_line(overrides.dump()))
+        for line in self.health.snapshot():
+            self.supervisor.broadcast(line)
+
+    def _applyOverrides(self, data: dict) -> None:
+        """
+        In a worker: the admin API's changes, as the main process has them.
+        """
+        self.core.overrides.load(data)
+        self.core.rebuild()
+
     def _startAdmin(self, config: Config, reactor) -> None:
         """
         The admin listener (C{[admin]}), if configured: status, admin API
@@ -239,7 +257,7 @@ class ProxyService(MultiService):
             self.sockets.sockets,
             reactor,
             spawn,
-            snapshot=health.snapshot,
+            snapshot=lambda: [overrides_line(self.core.overrides.dump())] + health.snapshot(),
             stopGrace=config.server.drain_timeout + STOP_GRACE,
         )
         health.onChange = lambda entry: self.supervisor.broadcast(
@@ -248,6 +266,7 @@ class ProxyService(MultiService):
         self.supervisor.setServiceParent(self)
         # Validated here once; the workers apply the text (_sendReload).
         self.reloader = Reloader(self.core, reactor, config.path, workers=self._sendReload)
+        self.core.onApiChange = self._sendOverrides
         self._reloadTriggers(config, reactor)
         self.sighup = SignalService(signal.SIGHUP, reactor)
         self.sighup.add("configuration reload", lambda: self.reloader.reload("SIGHUP"))

@@ -108,6 +108,19 @@ class ReloadE2ETestCase(E2ETestCase):
                 self.fail(f"no {count} lines matching {pattern!r} in {timeout}s" + self.diag())
             time.sleep(0.05)
 
+    def api(self, admin: int, method: str, path: str, body=None, token=TOKEN):
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{admin}{path}", method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"Bearer {token}"} if token else {},
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
     def backendOf(self, port: int, path: str) -> Optional[str]:
         response = self.curl(port, path, maxTime=10)
         names = response.header("X-Demo-Backend")
@@ -239,19 +252,6 @@ class ShutdownTests(ReloadE2ETestCase):
 
 
 class AdminApiTests(ReloadE2ETestCase):
-    def api(self, admin: int, method: str, path: str, body=None, token=TOKEN):
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{admin}{path}", method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={"Authorization": f"Bearer {token}"} if token else {},
-        )
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        try:
-            with opener.open(request, timeout=10) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
-
     def test_addDrainRemove(self) -> None:
         """
         A target added through the API takes traffic at once; drained, it
@@ -311,31 +311,50 @@ class WorkersReloadTests(ReloadE2ETestCase):
         """
         With workers = 2, SIGHUP to the main process: it validates the file
         and logs the outcome once; both workers serve the new routes
-        (checked over 40 new connections, spread over both).
+        (checked over 40 new connections, spread over both).  Targets
+        added and drained through the admin API (in the main process)
+        reach both workers too.
         """
         one = self.startDemo("one")
         two = self.startDemo("two")
-        (port,) = freePorts(1)
+        port, admin = freePorts(2)
         extra = "workers = 2"
-        path = self.writeConfig(version(0, port, one, two, extra))
-        self.startProxy(path.read_text(), port)
+        tail = f'\n[admin]\nlisten = "tcp:{admin}"\ntoken = "{TOKEN}"\n'
+        path = self.writeConfig(version(0, port, one, two, extra) + tail)
+        self.startProxy(path.read_text(), port, alsoWaitFor=[admin])
         self.waitForLine(r"worker \d+ started", count=2)
         time.sleep(1)
         self.assertEqual({self.backendOf(port, "/a") for _ in range(10)}, {"one"})
-        path.write_text(version(1, port, one, two, extra))
+        path.write_text(version(1, port, one, two, extra) + tail)
         os.kill(self.proxy.pid, signal.SIGHUP)
         self.waitForLine(r"reload \(SIGHUP\) applied")
-        deadline = time.monotonic() + 10
-        while True:
-            seen = [self.backendOf(port, "/a") for _ in range(40)]
-            if set(seen) == {"two"} or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        self.assertEqual(set(seen), {"two"}, self.diag())
+        self.assertEventually(port, "/a", {"two"})
         output = self.proxy.output(tail=None)
         self.assertEqual(len(re.findall(r"reload \(SIGHUP\) applied", output)), 1, output)
         self.assertEqual(self.curl(port, "/v1").status, 200)
+
+        # /a is on pool "two" now: add "one" to it, then drain "two".
+        code, body = self.api(admin, "POST", "/api/pools/two/targets",
+                              {"address": f"127.0.0.1:{one}"})
+        self.assertEqual(code, 201, body)
+        self.assertEventually(port, "/a", {"one", "two"})
+        code, body = self.api(admin, "POST", f"/api/pools/two/targets/127.0.0.1:{two}/drain")
+        self.assertEqual(code, 200, body)
+        self.assertEventually(port, "/a", {"one"})
         self.assertNoUnhandledErrors()
+
+    def assertEventually(self, port: int, path: str, backends: set) -> None:
+        """
+        Within 10 s, 40 requests on new connections (spread over both
+        workers) get exactly C{backends}.
+        """
+        deadline = time.monotonic() + 10
+        while True:
+            seen = {self.backendOf(port, path) for _ in range(40)}
+            if seen == backends or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(seen, backends, self.diag())
 
 
 class WatchTests(ReloadE2ETestCase):
