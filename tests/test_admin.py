@@ -392,6 +392,19 @@ class ApiChangeTests(AdminTestCase):
         self.assertEqual(code, 422)
         self.assertEqual(sources, ["admin API", "admin API"])
 
+    def test_adminRemovedByReload(self):
+        """
+        A reload that removed C{[admin]}: the listener stays until a
+        restart, but no token opens the changes any more.
+        """
+        from lbproxy.config import parse_config
+
+        data = config()
+        del data["admin"]
+        self.core.apply(parse_config(data, "test.toml"))
+        code, _, _ = self.call("POST", "/api/pools/web/targets/10.0.0.1:80/drain")
+        self.assertEqual(code, 401)
+
     def test_reloadUnavailable(self):
         code, _, _ = self.call("POST", "/api/reload")
         self.assertEqual(code, 503)

@@ -206,6 +206,7 @@ class ApplyTests(ReloadTestCase):
         self.assertEqual(outcome["targets_removed"], ["old/10.0.9.1:80", "web/10.0.0.2:80"])
         self.assertEqual(outcome["listeners_opened"], ["tcp:8081"])
         self.assertEqual(sorted(self.ports), ["tcp:8080", "tcp:8081"])
+        self.assertEqual(self.core.listeners, ("tcp:8080", "tcp:8081"))
         self.assertEqual(self.core.configInfo.loadedAt, 100)
         self.assertEqual(self.core.configInfo.reloads, 1)
         lines = [t for t in self.events.texts() if "reload" in t]

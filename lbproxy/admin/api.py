@@ -165,7 +165,9 @@ class _Call(Resource):
                 raise ApiError(405, f"method {method} not allowed (allowed: {allow})",
                                headers=[(b"Allow", allow.encode("ascii"))])
             if changing and method != "GET":
-                if not authorized(request, api._core.config.admin.token):
+                # A reload may have removed [admin]: then no token opens it.
+                token = getattr(api._core.config.admin, "token", "")
+                if not authorized(request, token):
                     raise ApiError(401, "a valid bearer token is required",
                                    headers=[(b"WWW-Authenticate", b'Bearer realm="lbproxy"')])
             result = handler(request)

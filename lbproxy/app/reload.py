@@ -218,6 +218,8 @@ class Reloader:
         if self.listeners is not None:
             self.listeners.adopt(opened)
             closed = yield self.listeners.closeExcept(config.server.listen)
+            others = [d for d in self.core.listeners if d not in old.server.listen]
+            self.core.listeners = tuple(config.server.listen) + tuple(others)
         draining = self.core.live.drainRemoved(runtime, config.server.drain_timeout)
         if self._workers is not None:
             self._workers(self.path, text)

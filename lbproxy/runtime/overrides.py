@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_overrides -*-
+# -*- test-case-name: tests.test_reload -*-
 """
 Changes made through the admin API, kept apart from the configuration
 file and laid over every configuration loaded from it.
