@@ -114,6 +114,7 @@ class ReloadDrainTests(DrainTestCase):
         self.assertTrue(route_exists((route, "web"), new))
         self.assertFalse(route_exists((old.config.routes[0], "old"), new))
         self.assertFalse(route_exists((route, "old"), new))
+        self.assertTrue(route_exists((None, ""), new))
 
     def test_otherConnections(self):
         """

@@ -51,11 +51,12 @@ def route_exists(key: Key, runtime) -> bool:
     to it (the same configured settings) and a pool of that name.
     """
     route, pool = key
+    if route is None:
+        # Not routed (yet, or at all): answered by lbproxy itself.
+        return True
     if pool not in runtime.pools:
         return False
-    if route is None or route == runtime.defaultRoute:
-        return True
-    return route in runtime.config.routes
+    return route == runtime.defaultRoute or route in runtime.config.routes
 
 
 def _requests(conn) -> List[Any]:
