@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 from lbproxy.admin.mounts import PAGES
 from lbproxy.admin.root import admin_site
 from lbproxy.observe.accesslog import open_access_log
-from lbproxy.config import Config
+from lbproxy.config import Config, ConfigError
 from lbproxy.demo import demoSite
 from lbproxy.app.gctuning import freeze_startup_objects
 from lbproxy.app.listening import DEFAULT_BACKLOG, server_endpoint
@@ -32,7 +32,7 @@ from lbproxy.app.wiring import ProxyCore
 from lbproxy.frontend.limits import ClientLimits
 from lbproxy.health.checker import probe_client
 from lbproxy.app.listeners import ListenerSet
-from lbproxy.app.reload import Reloader, reload_line
+from lbproxy.app.reload import Reloader, read_text, reload_line
 from lbproxy.app.signals import SignalService, StopSignals
 from lbproxy.app.watch import FileWatch
 from lbproxy.tls.edge import TLSEdge
@@ -187,6 +187,7 @@ class ProxyService(MultiService):
         The main process of workers: every worker applies the text it
         validated, then gets the health states of its (new) targets.
         """
+        self.configText = text
         self.supervisor.broadcast(reload_line(path, text))
         for line in self.health.snapshot():
             self.supervisor.broadcast(line)
@@ -251,6 +252,13 @@ class ProxyService(MultiService):
         )
         self.sockets.setServiceParent(self)
         health = self.health
+        #: The text of the configuration in service, for workers started
+        #: later (the file may have changed since, even to an invalid one).
+        try:
+            self.configText: Optional[str] = read_text(config.path)
+        except ConfigError:
+            # Not from a file (tests): the workers read it themselves.
+            self.configText = None
         self.supervisor = WorkerSupervisor(
             config.server.workers,
             worker_argv(config.path),
@@ -259,6 +267,7 @@ class ProxyService(MultiService):
             spawn,
             snapshot=lambda: [overrides_line(self.core.overrides.dump())] + health.snapshot(),
             stopGrace=config.server.drain_timeout + STOP_GRACE,
+            configText=(lambda: self.configText) if self.configText is not None else None,
         )
         health.onChange = lambda entry: self.supervisor.broadcast(
             state_line(entry.ident, entry.up)

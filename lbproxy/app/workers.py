@@ -273,6 +273,7 @@ class WorkerSupervisor(Service):
         snapshot: Callable[[], List[bytes]] = lambda: [],
         getpid: Callable[[], int] = os.getpid,
         stopGrace: float = STOP_GRACE,
+        configText: Optional[Callable[[], str]] = None,
     ) -> None:
         """
         @param count: how many workers.
@@ -288,6 +289,10 @@ class WorkerSupervisor(Service):
             pid (C{--parent-pid}), to end with it.
         @param stopGrace: seconds stopping workers get to drain before
             SIGKILL (C{drain_timeout} and some).
+        @param configText: the text of the configuration in service (as
+            the main process validated it): a worker reads it from a pipe
+            (C{--config-fd}) instead of the file, so that a worker started
+            after the file changed runs what the others run.
         """
         self.count = count
         self._argv = list(argv)
@@ -299,6 +304,7 @@ class WorkerSupervisor(Service):
         self._snapshot = snapshot
         self._getpid = getpid
         self._stopGrace = stopGrace
+        self._configText = configText
         self.workers: Dict[int, _Worker] = {}
         self._backoff: Dict[int, float] = {}
         self._pending: Dict[int, object] = {}
@@ -320,7 +326,12 @@ class WorkerSupervisor(Service):
         childFDs = {1: 1, 2: 2, HEALTH_FD: "w", READY_FD: "r"}
         for i, group in enumerate(self._listeners):
             childFDs[FIRST_LISTEN_FD + i] = group[index % len(group)].fileno()
-        args = self._argv + [
+        args = list(self._argv)
+        if self._configText is not None:
+            configFD = FIRST_LISTEN_FD + len(self._listeners)
+            childFDs[configFD] = "w"
+            args += ["--config-fd", str(configFD)]
+        args += [
             "--parent-pid", str(self._getpid()),
             "--listen-fds", fds, "--worker-index", str(index),
         ]
@@ -330,6 +341,10 @@ class WorkerSupervisor(Service):
 
     def _workerStarted(self, worker: _Worker) -> None:
         log.info("worker {index} started (pid {pid})", index=worker.index, pid=worker.pid)
+        if self._configText is not None:
+            configFD = FIRST_LISTEN_FD + len(self._listeners)
+            worker.transport.writeToChild(configFD, self._configText().encode("utf-8"))
+            worker.transport.closeChildFD(configFD)
         for line in self._snapshot():
             worker.send(line)
 

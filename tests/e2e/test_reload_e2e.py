@@ -341,6 +341,17 @@ class WorkersReloadTests(ReloadE2ETestCase):
         code, body = self.api(admin, "POST", f"/api/pools/two/targets/127.0.0.1:{two}/drain")
         self.assertEqual(code, 200, body)
         self.assertEventually(port, "/a", {"one"})
+
+        # The file is broken now (a reload would be rejected), and a worker
+        # dies: the one started in its place runs what the main process
+        # serves (the last valid text and the API's changes).
+        path.write_text("[server\n")
+        started = re.findall(r"worker (\d+) started \(pid (\d+)\)", self.proxy.output(tail=None))
+        os.kill(int(started[-1][1]), signal.SIGKILL)
+        self.waitForLine(r"worker \d+ started", count=3)
+        time.sleep(1)
+        self.assertEventually(port, "/a", {"one"})
+        self.assertEqual(self.curl(port, "/v1").status, 200)
         self.assertNoUnhandledErrors()
 
     def assertEventually(self, port: int, path: str, backends: set) -> None:
