@@ -405,6 +405,18 @@ class ApiChangeTests(AdminTestCase):
         code, _, _ = self.call("POST", "/api/pools/web/targets/10.0.0.1:80/drain")
         self.assertEqual(code, 401)
 
+    def test_protectReads(self):
+        """
+        With C{protect_reads}, reads need the token too.
+        """
+        from lbproxy.config import parse_config
+
+        self.core.apply(parse_config(config(protect_reads=True), "test.toml"))
+        self.assertEqual(self.call("GET", "/api/status", token=None)[0], 401)
+        self.assertEqual(self.call("GET", "/api/status", token="x" * 20)[0], 401)
+        self.assertEqual(self.call("GET", "/api/status")[0], 200)
+        self.assertEqual(self.call("GET", "/api/pools/web/targets", token=None)[0], 401)
+
     def test_reloadUnavailable(self):
         code, _, _ = self.call("POST", "/api/reload")
         self.assertEqual(code, 503)

@@ -44,6 +44,11 @@ class AdminConfigTests(SynchronousTestCase):
                          (DEFAULT_ADMIN_LISTEN, TOKEN, None))
         self.assertNotIn(TOKEN, repr(admin))
 
+    def test_protectReads(self):
+        self.assertFalse(parse({"token": TOKEN}).admin.protect_reads)
+        self.assertTrue(parse({"token": TOKEN, "protect_reads": True}).admin.protect_reads)
+        self.fails("admin.protect_reads", "boolean", {"token": TOKEN, "protect_reads": "yes"})
+
     def test_tokenFile(self):
         """
         C{token_file} is relative to the configuration file and read now;
