@@ -118,8 +118,9 @@ class ProxyService(MultiService):
         listeners += self.tls.listeners(self.site)
         core.listeners = tuple(description for description, _ in listeners)
         for _, factory in listeners:
-            # Followed for reload drains and graceful shutdown.
-            factory.liveConnections = core.live
+            # Followed for reload drains and graceful shutdown (on the site
+            # itself, inside a TLS listener's TLSMemoryBIOFactory).
+            getattr(factory, "wrappedFactory", factory).liveConnections = core.live
         self.plainListeners = ListenerSet(
             self, lambda description: self._endpoint(reactor, description), plainSite
         )

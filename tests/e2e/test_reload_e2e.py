@@ -390,3 +390,51 @@ class WatchTests(ReloadE2ETestCase):
         time.sleep(1.5)
         output = self.proxy.output(tail=None)
         self.assertEqual(len(re.findall(r"reload \(file change\)", output)), 2, output)
+
+
+class HTTP2ShutdownTests(ReloadE2ETestCase):
+    def test_sigtermHTTP2(self) -> None:
+        """
+        Requests in flight on HTTP/2 connections (TLS, ALPN h2) complete
+        too when SIGTERM arrives.
+        """
+        if shutil.which("openssl") is None:
+            raise SkipTest("openssl is not installed")
+        from lbproxy.testing.tls import PKI
+
+        pki = PKI(str(self.workdir))
+        pki.issue("site", ["www.example.com"])
+        one = self.startDemo("one")
+        two = self.startDemo("two")
+        port, tls = freePorts(2)
+        text = version(0, port, one, two).replace("drain_timeout = 30", "drain_timeout = 8")
+        text += f"""
+[tls]
+listen = "tcp:{tls}:interface=127.0.0.1"
+
+[[tls.certificates]]
+cert = "site.pem"
+key = "site-key.pem"
+"""
+        self.startProxy(text, port, alsoWaitFor=[tls])
+        curls = [
+            subprocess.Popen(
+                ["curl", "-sS", "--http2", "--noproxy", "*", "--max-time", "20",
+                 "--cacert", pki.caPath, "-o", "-", "-w", "%{http_code} %{http_version}",
+                 "--resolve", f"www.example.com:{tls}:127.0.0.1",
+                 f"https://www.example.com:{tls}/slow/3"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=childEnvironment(),
+            )
+            for _ in range(3)
+        ]
+        for curl in curls:
+            self.addCleanup(lambda c=curl: c.poll() is None and (c.kill(), c.wait()))
+        time.sleep(1.5)
+        os.kill(self.proxy.pid, signal.SIGTERM)
+        outputs = [curl.communicate(timeout=30) for curl in curls]
+        code = self.proxy.popen.wait(timeout=20)
+        for out, err in outputs:
+            self.assertIn(b"slept 3", out, err.decode() + self.diag())
+            self.assertTrue(out.endswith(b"200 2"), out)
+        self.assertEqual(code, 0, self.diag())
