@@ -131,6 +131,34 @@ class ReloadDrainTests(DrainTestCase):
         self.assertEqual((survivor.aborted, doomed.aborted), (False, True))
 
 
+class HTTP2Tests(SynchronousTestCase):
+    """
+    An HTTP/2 connection's keys are its open streams' requests.
+    """
+
+    def test_streams(self):
+        from lbproxy.app.drain import channel_keys
+
+        class Compiled:
+            route = "r"
+
+            class pool:
+                name = "web"
+
+        class Request:
+            lbRoute = Compiled
+
+        class Stream:
+            _request = Request()
+
+        class Connection:
+            streams = {1: Stream(), 3: Stream()}
+
+        self.assertEqual(channel_keys(Connection()), [("r", "web"), ("r", "web")])
+        Connection.streams = {}
+        self.assertEqual(channel_keys(Connection()), [])
+
+
 class ShutdownTests(DrainTestCase):
     def test_nothingOpen(self):
         self.successResultOf(LiveConnections(self.reactor).shutdown(30))
