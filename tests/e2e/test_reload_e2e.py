@@ -3,7 +3,8 @@ End to end: live reconfiguration of a running C{twistd -n lbproxy}.
 
   - a wrk load (50 connections, 20 s) while the file is reloaded 10 times
     with changing routes: no failed request, no reset connection; a
-    200 MiB download started before the reloads arrives byte-exact;
+    200 MiB download and a 64 MiB upload started before the reloads
+    arrive byte-exact;
   - SIGTERM under load: the requests in flight complete, new connections
     are refused, the process exits 0 within C{drain_timeout};
   - targets added and drained through the admin API take and leave
@@ -31,9 +32,16 @@ from twisted.trial.unittest import SkipTest
 
 from bench.wrk import parse_wrk
 from tests.e2e.harness import E2ETestCase, childEnvironment, freePorts
-from tests.e2e.test_streaming_e2e import BIG, BIG_TRANSFER_TIMEOUT, DownloadTests
+from tests.e2e.test_streaming_e2e import (
+    BIG,
+    BIG_TRANSFER_TIMEOUT,
+    DownloadTests,
+    writeRandomFile,
+)
 
 TOKEN = "e2e-admin-token-0123456789"
+#: A streaming upload that spans the reloads too.
+UPLOAD = 64 * 1024 * 1024
 APPLIED = re.compile(r"reload \((?P<source>[^)]*)\) applied in (?P<ms>[0-9.]+) ms")
 
 #: wrk rotates over paths that every version of the file routes.
@@ -72,6 +80,10 @@ targets = ["127.0.0.1:{one}"]
 
 [[routes]]
 path = "/bytes"
+pool = "big"
+
+[[routes]]
+path = "/echo"
 pool = "big"
 
 [[routes]]
@@ -132,8 +144,8 @@ class ReloadUnderLoadTests(ReloadE2ETestCase):
         """
         20 s of wrk with 50 connections while the file is reloaded 10
         times with changing routes: every request succeeds, no connection
-        is reset; a 200 MiB download started before the reloads arrives
-        byte-exact.
+        is reset; a 200 MiB download and a 64 MiB upload started before the
+        reloads (both slowed to span them) arrive byte-exact.
         """
         wrk = requireWrk()
         one = self.startDemo("one")
@@ -158,6 +170,16 @@ class ReloadUnderLoadTests(ReloadE2ETestCase):
             p, u, ["--limit-rate", "12M", *args], BIG_TRANSFER_TIMEOUT)
         thread = threading.Thread(target=download)
         thread.start()
+        # And a streaming upload, slowed the same way.
+        upload = self.workdir / "upload.bin"
+        uploadDigest = writeRandomFile(upload, UPLOAD)
+        uploader = subprocess.Popen(
+            ["curl", "-sS", "--noproxy", "*", "--max-time", str(BIG_TRANSFER_TIMEOUT),
+             "--limit-rate", "4M", "-T", str(upload), f"http://127.0.0.1:{port}/echo"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=childEnvironment(),
+        )
+        self.addCleanup(lambda: uploader.poll() is None and (uploader.kill(), uploader.wait()))
         script = self.workdir / "rotate.lua"
         script.write_text(ROTATE)
         load = subprocess.Popen(
@@ -184,6 +206,10 @@ class ReloadUnderLoadTests(ReloadE2ETestCase):
         self.assertGreater(report.requests, 1000, out)
         self.assertEqual((report.connect_errors, report.read_errors, report.write_errors,
                           report.timeouts, report.non_2xx), (0, 0, 0, 0, 0), out)
+        uploaded, uploadErr = uploader.communicate(timeout=BIG_TRANSFER_TIMEOUT + 30)
+        echo = json.loads(uploaded or b"{}")
+        self.assertEqual((echo.get("body_length"), echo.get("body_sha256")),
+                         (UPLOAD, uploadDigest), uploadErr.decode() + self.diag())
         status, headers, length, digest, exitCode, stderr = result["download"]
         from tests.e2e.harness import patternDigest
 
