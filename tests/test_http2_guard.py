@@ -17,10 +17,15 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.test.iosim import FakeTransport
+from twisted.trial.unittest import SynchronousTestCase
+
 from tests.test_tls_proxy import OK, TLSProxyTestCase
-from lbproxy.frontend.h2guard import H2Limits
-from lbproxy.frontend.http2 import ProxyH2Connection
-from lbproxy.testing.tls import H2Client
+from lbproxy.frontend.http2 import CALMED_GRACE
+from lbproxy.frontend.penalty import LONGEST, MEMORY, RepeatOffenders
+from lbproxy.testing.tls import CLIENT_ADDRESS, SERVER_ADDRESS, H2Client
 
 
 class H2GuardTestCase(TLSProxyTestCase):
@@ -29,6 +34,13 @@ class H2GuardTestCase(TLSProxyTestCase):
         pump.flush()
         self.assertEqual(tls.negotiatedProtocol, b"h2")
         return client, pump
+
+    def configureBounds(self, http2: dict) -> None:
+        """
+        Serve with these C{[server.http2]} settings from now on.
+        """
+        self.server = {"http2": http2}
+        H2GuardTestCase.setUp(self)
 
     def assertConnectionUsable(self, client, pump) -> None:
         """
@@ -207,6 +219,26 @@ class RapidResetTests(H2GuardTestCase):
             self.proxy.reactor.advance(10)
         self.assertConnectionUsable(client, pump)
 
+    def test_configuredBound(self) -> None:
+        """
+        C{[server.http2] max_resets} and C{interval} set the bound: 300
+        resets in 10 s pass under a bound of 400, and 100 every 2 s pass
+        under 150 per 2 s, while the default (200 per 10 s) would refuse
+        both.
+        """
+        self.configureBounds({"max_resets": 400})
+        client, pump = self.h2()
+        self.assertEqual(self.flood(client, pump, 3), 300)
+        self.assertConnectionUsable(client, pump)
+        self.configureBounds({"max_resets": 150, "interval": 2})
+        client, pump = self.h2()
+        for _ in range(5):
+            self.assertEqual(self.flood(client, pump, 1), 100)
+            self.proxy.reactor.advance(2)
+        self.assertConnectionUsable(client, pump)
+        self.flood(client, pump, 2)
+        self.assertEqual(client.goaway, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+
     def test_resetOfFinishedStream(self) -> None:
         """
         A reset for a stream whose response is complete, while the client
@@ -329,6 +361,27 @@ class ControlFrameFloodTests(H2GuardTestCase):
         self.flood(client, pump, frame, 1100)
         self.assertCalmed(client)
 
+    def test_silentClientAborted(self) -> None:
+        """
+        A flooding client that reads nothing, so never answers lbproxy's
+        TLS close_notify (TLS would wait for it, reading and decrypting
+        all the while), is aborted C{CALMED_GRACE} seconds after its
+        C{GOAWAY}.
+        """
+        client, pump = self.h2()
+        client.transport.write(PingFrame(0, opaque_data=b"12345678").serialize() * 1100)
+        # Deliver the client's bytes only; what the server sends is lost.
+        self.proxy.reactor.advance(0)
+        pump.server.dataReceived(pump.clientIO.getOutBuffer())
+        self.proxy.reactor.advance(0)
+        pump.serverIO.getOutBuffer()
+        self.assertEqual(pump.server.wrappedProtocol.channel.calmedFor, "control frames")
+        self.assertFalse(pump.serverIO.disconnecting)
+        self.proxy.reactor.advance(CALMED_GRACE)
+        self.assertTrue(pump.serverIO.disconnecting)
+        pump.flush()
+        self.assertEqual(self.proxy.site.openConnections, 0)
+
     def test_withinBoundPerInterval(self) -> None:
         """
         900 PINGs every 10 s go on for as long as the client likes; each
@@ -360,7 +413,7 @@ class ControlFrameFloodTests(H2GuardTestCase):
         count against the bound: each response chunk lbproxy sends (and
         each 8 KiB of it) makes room for one more.
         """
-        self.patch(ProxyH2Connection, "limits", H2Limits(controlFrames=10))
+        self.configureBounds({"max_control_frames": 10})
         client, pump = self.h2()
         size = 16 * 1024
         backend = None
@@ -370,8 +423,6 @@ class ControlFrameFloodTests(H2GuardTestCase):
             if backend is None:
                 backend = self.proxy.accept()
             backend.respond(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (size,))
-            # (Within the client's window: Twisted's send loop spins while
-            # a window is exhausted, which a memory clock never ends.)
             backend.respond(b"x" * size)
             pump.flush()
             self.assertEqual(len(client.responses[stream]["body"]), size)
@@ -379,3 +430,242 @@ class ControlFrameFloodTests(H2GuardTestCase):
         # What a download earns is banked up to the bound only.
         self.flood(client, pump, WindowUpdateFrame(0, window_increment=1).serialize(), 100)
         self.assertCalmed(client)
+
+
+class FlowControlTests(H2GuardTestCase):
+    """
+    A response waiting on an exhausted flow-control window waits without
+    work: Twisted's send loop would reschedule itself at once, again and
+    again, until the client gave credit (L{ProxyH2Connection}'s guard).
+    """
+
+    def setUp(self) -> None:
+        H2GuardTestCase.setUp(self)
+        # A busy loop would never let the memory clock's advance(0) return:
+        # make it fail the test instead of hanging it.
+        reactor = self.proxy.reactor
+        callLater = reactor.callLater
+        spins = {"at": None, "count": 0}
+
+        def guardedCallLater(delay, f, *args, **kwargs):
+            if delay == 0:
+                now = reactor.seconds()
+                if spins["at"] != now:
+                    spins["at"], spins["count"] = now, 0
+                spins["count"] += 1
+                if spins["count"] > 10000:
+                    raise AssertionError("busy loop: 10,000 calls with no delay")
+            return callLater(delay, f, *args, **kwargs)
+
+        self.patch(reactor, "callLater", guardedCallLater)
+
+    def dueCalls(self) -> list:
+        """
+        The reactor's calls that are due now (a busy loop keeps one).
+        """
+        reactor = self.proxy.reactor
+        return [c for c in reactor.getDelayedCalls() if c.getTime() <= reactor.seconds()]
+
+    def settle(self, pump) -> None:
+        """
+        Pump until nothing is due (at most 100 rounds: a busy loop never
+        settles).
+        """
+        for _ in range(100):
+            pump.flush()
+            if not self.dueCalls():
+                return
+            self.proxy.reactor.advance(0)
+
+    def stalledDownload(self, size=100000, sent=None):
+        client, pump = self.h2()
+        client.acknowledge = False
+        stream = client.request(b"GET", b"/big", b"www.mango.com")
+        self.settle(pump)
+        backend = self.proxy.accept()
+        backend.respond(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (size,))
+        backend.respond(b"x" * (size if sent is None else sent))
+        self.settle(pump)
+        # The client's initial window (65,535 bytes) is used up.
+        self.assertEqual(len(client.responses[stream]["body"]), min(size, 65535))
+        return client, pump, stream, backend
+
+    def test_exhaustedWindowIdle(self) -> None:
+        """
+        With the window exhausted, nothing is scheduled to run at once:
+        the stream is parked, and the backend paused.
+        """
+        client, pump, stream, backend = self.stalledDownload(1000000, sent=100000)
+        self.assertEqual(self.dueCalls(), [])
+        self.assertEqual(backend.transport.producerState, "paused")
+
+    def test_creditResumes(self) -> None:
+        """
+        A C{WINDOW_UPDATE} for the stream and the connection wakes the
+        parked stream: the rest of the response arrives and the stream
+        ends.
+        """
+        size = 100000
+        client, pump, stream, backend = self.stalledDownload(size)
+        client.acknowledge = True
+        client.conn.increment_flow_control_window(size)
+        client.conn.increment_flow_control_window(size, stream_id=stream)
+        client._flush()
+        self.settle(pump)
+        self.assertEqual(len(client.responses[stream]["body"]), size)
+        self.assertTrue(client.responses[stream]["ended"])
+        self.assertEqual(self.dueCalls(), [])
+
+    def test_streamCreditOnly(self) -> None:
+        """
+        Credit for the stream while the connection's window stays
+        exhausted sends nothing and parks the stream again, idle; the
+        connection's credit then completes the response.
+        """
+        size = 100000
+        client, pump, stream, backend = self.stalledDownload(size)
+        client.conn.increment_flow_control_window(size, stream_id=stream)
+        client._flush()
+        self.settle(pump)
+        self.assertEqual(len(client.responses[stream]["body"]), 65535)
+        self.assertEqual(self.dueCalls(), [])
+        client.acknowledge = True
+        client.conn.increment_flow_control_window(size)
+        client._flush()
+        self.settle(pump)
+        self.assertEqual(len(client.responses[stream]["body"]), size)
+        self.assertTrue(client.responses[stream]["ended"])
+
+    def test_otherStreamsGoOn(self) -> None:
+        """
+        A parked stream does not hold up the connection's other streams.
+        """
+        client, pump, stream, backend = self.stalledDownload(1000000, sent=100000)
+        # Credit for the connection, none for the parked stream.
+        client.conn.increment_flow_control_window(100000)
+        client._flush()
+        small = client.request(b"GET", b"/small", b"www.mango.com")
+        self.settle(pump)
+        other = self.proxy.accept()
+        other.respond(OK)
+        self.settle(pump)
+        self.assertEqual(client.responses[small]["body"], b"hello")
+        self.assertTrue(client.responses[small]["ended"])
+        self.assertEqual(len(client.responses[stream]["body"]), 65535)
+        self.assertEqual(self.dueCalls(), [])
+
+    def test_withheldCreditTimesOut(self) -> None:
+        """
+        A client that never gives credit is closed by the idle timeout
+        (the parked stream does not keep resetting it), and the backend
+        connection is dropped.
+        """
+        client, pump, stream, backend = self.stalledDownload()
+        self.assertEqual(self.dueCalls(), [])
+        self.proxy.reactor.advance(self.proxy.site.limits.keepalive_timeout + 1)
+        self.settle(pump)
+        self.assertIsNotNone(client.lost)
+
+
+class RepeatOffendersTests(SynchronousTestCase):
+    """
+    L{RepeatOffenders}: refusals after an offence, doubling, forgetting.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.offenders = RepeatOffenders(self.clock, 10.0, maxAddresses=3)
+
+    def test_refusedForPenalty(self) -> None:
+        """
+        After an offence the address is refused for the penalty, then
+        let in again; other addresses are not refused.
+        """
+        self.assertFalse(self.offenders.refuses("192.0.2.1"))
+        self.assertEqual(self.offenders.offended("192.0.2.1"), 10.0)
+        self.assertTrue(self.offenders.refuses("192.0.2.1"))
+        self.assertFalse(self.offenders.refuses("192.0.2.2"))
+        self.clock.advance(9.9)
+        self.assertTrue(self.offenders.refuses("192.0.2.1"))
+        self.clock.advance(0.1)
+        self.assertFalse(self.offenders.refuses("192.0.2.1"))
+        self.assertEqual(self.offenders.refused, 2)
+
+    def test_doubling(self) -> None:
+        """
+        Each offence within L{MEMORY} doubles the refusal, up to
+        L{LONGEST}; an offence after a quiet L{MEMORY} starts again.
+        """
+        seen = []
+        for _ in range(8):
+            seen.append(self.offenders.offended("192.0.2.1"))
+            self.clock.advance(seen[-1])
+        self.assertEqual(seen, [10.0, 20.0, 40.0, 80.0, 160.0, LONGEST, LONGEST, LONGEST])
+        self.clock.advance(MEMORY)
+        self.assertFalse(self.offenders.refuses("192.0.2.1"))
+        self.assertEqual(self.offenders.offended("192.0.2.1"), 10.0)
+
+    def test_off(self) -> None:
+        """
+        A penalty of 0 refuses nothing.
+        """
+        offenders = RepeatOffenders(self.clock, 0)
+        self.assertEqual(offenders.offended("192.0.2.1"), 0)
+        self.assertFalse(offenders.refuses("192.0.2.1"))
+
+    def test_bounded(self) -> None:
+        """
+        At most C{maxAddresses} are remembered; the least recently
+        offending is forgotten first.
+        """
+        for n in range(4):
+            self.offenders.offended("192.0.2.%d" % (n,))
+        self.assertFalse(self.offenders.refuses("192.0.2.0"))
+        for n in range(1, 4):
+            self.assertTrue(self.offenders.refuses("192.0.2.%d" % (n,)))
+
+
+class ReconnectingFloodTests(H2GuardTestCase):
+    """
+    A client closed for a flood is refused new connections from its
+    address for C{[server.http2] penalty} seconds, so reconnecting does
+    not renew the flood.
+    """
+
+    def calm(self):
+        client, pump = self.h2()
+        ping = PingFrame(0, opaque_data=b"12345678").serialize()
+        client.transport.write(ping * 1100)
+        pump.flush()
+        self.assertEqual(client.goaway, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+
+    def test_reconnectRefused(self) -> None:
+        """
+        After the flood, a new connection from the address is closed at
+        once (no handshake, no request); after the penalty a new one
+        serves again.
+        """
+        self.calm()
+        # Refused as it is accepted: no protocol, so the socket is closed.
+        self.assertIsNone(self.factory.buildProtocol(CLIENT_ADDRESS))
+        # Behind a PROXY header the accepted address is the balancer's and
+        # the client's is only known once the connection is made.
+        server = self.factory.buildProtocol(IPv4Address("TCP", "192.0.2.99", 1234))
+        transport = FakeTransport(
+            server, isServer=True, hostAddress=SERVER_ADDRESS, peerAddress=CLIENT_ADDRESS
+        )
+        server.makeConnection(transport)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.factory.wrappedFactory.offenders.refused, 2)
+        self.proxy.reactor.advance(10)
+        client, pump = self.h2()
+        self.assertConnectionUsable(client, pump)
+
+    def test_penaltyOff(self) -> None:
+        """
+        With C{penalty = 0} the client may reconnect at once.
+        """
+        self.configureBounds({"penalty": 0})
+        self.calm()
+        client, pump = self.h2()
+        self.assertConnectionUsable(client, pump)

@@ -353,7 +353,7 @@ class BodyTests(SynchronousTestCase):
         While connecting, at most a bounded amount is buffered before the
         client is paused; connecting resumes it.
         """
-        from lbproxy.frontend.http import BODY_HIGH_WATER
+        from lbproxy.frontend.body import BODY_HIGH_WATER
 
         size = BODY_HIGH_WATER * 2
         client = self.proxy.client()

@@ -11,7 +11,7 @@ from OpenSSL import SSL
 from twisted.internet.ssl import Certificate, CertificateOptions, optionsForClientTLS
 from twisted.trial.unittest import SynchronousTestCase
 
-from lbproxy.frontend import http
+from lbproxy.frontend import body
 from lbproxy.config import parse_config
 from lbproxy.testing import Client, ProxyHarness
 from lbproxy.tls.edge import TLSEdge
@@ -21,7 +21,7 @@ from lbproxy.testing.tls import PKI, H2Client, Recorder, connectTLS, sanNames, t
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
 
 
-def config(pki: PKI, **tls):
+def config(pki: PKI, server=None, **tls):
     mango = pki.issue("mango", ["www.mango.com", "*.mango.com"])
     apple = pki.issue("apple", ["www.apple.com"])
     table = {
@@ -34,7 +34,7 @@ def config(pki: PKI, **tls):
     table.update(tls)
     return parse_config(
         {
-            "server": {"response_timeout": 10.0},
+            "server": dict({"response_timeout": 10.0}, **(server or {})),
             "pools": {
                 "mango": {"targets": ["10.1.0.1:8081"]},
                 "apple": {"targets": ["10.2.0.1:9081"]},
@@ -52,10 +52,11 @@ def config(pki: PKI, **tls):
 
 class TLSProxyTestCase(SynchronousTestCase):
     tls: dict = {"hsts": "max-age=600"}
+    server: dict = {}
 
     def setUp(self) -> None:
         self.pki = PKI(self.mktemp())
-        self.config = config(self.pki, **self.tls)
+        self.config = config(self.pki, server=self.server, **self.tls)
         self.proxy = ProxyHarness(self.config)
         material = load_tls_material(self.config, self.pki.now)
         self.edge = TLSEdge(self.config, self.proxy.reactor, material)
@@ -409,12 +410,12 @@ class HTTP2Tests(TLSProxyTestCase):
             client.send(stream, chunk)
             sent += len(chunk)
             pump.flush()
-        self.assertGreater(sent, http.BODY_HIGH_WATER)
-        self.assertLess(sent, http.BODY_HIGH_WATER + 2 * 65536)
+        self.assertGreater(sent, body.BODY_HIGH_WATER)
+        self.assertLess(sent, body.BODY_HIGH_WATER + 2 * 65536)
         backend = self.proxy.accept()
         pump.flush()
         self.assertGreaterEqual(client.conn.local_flow_control_window(stream), len(chunk))
-        self.assertGreater(len(backend.received()), http.BODY_HIGH_WATER)
+        self.assertGreater(len(backend.received()), body.BODY_HIGH_WATER)
 
     def test_pausedStreamGivesBackWindow(self) -> None:
         """

@@ -33,6 +33,8 @@ from lbproxy.app.reload import Reloader, read_text, reload_line
 from lbproxy.app.signals import SignalService, StopSignals
 from lbproxy.app.sockets import AdoptedPort, HealthFeedService, ListeningSockets, listen_error
 from lbproxy.app.watch import FileWatch
+from lbproxy.tls.passthrough import with_passthrough
+from lbproxy.relay.tcp import tcp_services
 from lbproxy.tls.edge import TLSEdge
 from lbproxy.tls.material import TLSMaterial
 from lbproxy.app.workers import (
@@ -103,6 +105,9 @@ class ProxyService(MultiService):
         self.health.setServiceParent(self)
         if self.role != "worker":
             self._startAdmin(config, reactor)
+        if self.role != "worker" and config.tcp:
+            # [[tcp]] services run in the single or main process, not workers.
+            tcp_services(config, reactor, core, self._endpoint).setServiceParent(self)
         if self.role == "main":
             self._superviseWorkers(config, reactor, spawn or reactor.spawnProcess)
             return
@@ -110,14 +115,16 @@ class ProxyService(MultiService):
         self.site = core.site
         plainSite = self.tls.plainSite(self.site, self.accessLog)
         listeners = [(description, plainSite) for description in server.listen]
-        listeners += self.tls.listeners(self.site)
+        listeners += with_passthrough(config, reactor, core, self.tls.listeners(self.site))
         core.listeners = tuple(description for description, _ in listeners)
         for _, factory in listeners:
-            # Followed for reload drains and graceful shutdown (on the site
-            # itself, inside a TLS listener's TLSMemoryBIOFactory).
+            # Followed for reload drains and graceful shutdown: on the site
+            # itself, inside a TLS listener's TLSMemoryBIOFactory (itself in
+            # a PassthroughFactory with tls.passthrough).
+            factory = getattr(factory, "tlsFactory", factory)
             getattr(factory, "wrappedFactory", factory).liveConnections = core.live
         self.plainListeners = ListenerSet(
-            self, lambda description: self._endpoint(reactor, description), plainSite
+            self, lambda description: self._proxiedEndpoint(reactor, description), plainSite
         )
         if self.role == "worker":
             for fd, (description, factory) in zip(listenFDs, listeners):
@@ -282,15 +289,17 @@ class ProxyService(MultiService):
             self.accessLog.close()
             self.accessLog = None
 
-    def _endpoint(self, reactor, description: str, proxyProtocol: Optional[bool] = None):
+    def _endpoint(self, reactor, description: str):
+        # A real backlog (server.listen_backlog), not Twisted's 50.
+        return server_endpoint(reactor, description, self.config.server.listen_backlog)
+
+    def _proxiedEndpoint(self, reactor, description: str, proxyProtocol: Optional[bool] = None):
         """
-        The server endpoint of a listen string: with a real backlog
-        (server.listen_backlog, not Twisted's 50), and behind the PROXY
-        protocol when C{proxyProtocol} (by default C{server.proxy_protocol}).
+        L{_endpoint}, behind the PROXY protocol when C{proxyProtocol} (by
+        default C{server.proxy_protocol}).
         """
-        server = self.config.server
-        endpoint = server_endpoint(reactor, description, server.listen_backlog)
-        if server.proxy_protocol if proxyProtocol is None else proxyProtocol:
+        endpoint = self._endpoint(reactor, description)
+        if self.config.server.proxy_protocol if proxyProtocol is None else proxyProtocol:
             # Twisted's PROXY protocol (v1 and v2) support: the connection's
             # peer becomes the client address the header names.
             endpoint = proxyEndpoint(endpoint)
@@ -299,7 +308,7 @@ class ProxyService(MultiService):
     def _listen(
         self, reactor, description: str, factory, proxyProtocol: bool = False
     ) -> StreamServerEndpointService:
-        endpoint = self._endpoint(reactor, description, proxyProtocol)
+        endpoint = self._proxiedEndpoint(reactor, description, proxyProtocol)
         service = StreamServerEndpointService(endpoint, factory)
         # Fail start-up when a port cannot be bound, instead of logging
         # the error and running without the listener.  Private to Twisted

@@ -22,11 +22,13 @@ from lbproxy.config.demo import DemoBackend, parse_demos
 from lbproxy.config.errors import ConfigError, quote
 from lbproxy.config.flat import parse_flat_form
 from lbproxy.config.health import HealthConfig, parse_health
+from lbproxy.config.passthrough import check_passthrough
 from lbproxy.config.pools import Pool, parse_pool
 from lbproxy.config.ratelimit import RateLimitConfig, parse_rate_limit
 from lbproxy.config.reader import Reader
 from lbproxy.config.routes import Route, parse_route
 from lbproxy.config.server import ServerConfig, parse_server
+from lbproxy.config.tcp import TCPService, connect_checked, parse_tcp_services
 from lbproxy.config.tls import TLSConfig, parse_tls
 
 __all__ = ["Config", "load_config", "parse_config"]
@@ -42,6 +44,7 @@ _TOP_KEYS = (
     "routes",
     "server",
     "targets",
+    "tcp",
     "tls",
 )
 
@@ -64,6 +67,7 @@ class Config:
     @ivar access: The global C{[access]} rules, or L{None}.
     @ivar rate_limit: The global C{[rate_limit]}, or L{None}.
     @ivar admin: The C{[admin]} listener, or L{None} (none runs).
+    @ivar tcp: The C{[[tcp]]} services.
     """
 
     path: str
@@ -76,6 +80,7 @@ class Config:
     access: Optional[AccessConfig] = None
     rate_limit: Optional[RateLimitConfig] = None
     admin: Optional[AdminConfig] = None
+    tcp: Tuple[TCPService, ...] = ()
 
 
 def load_config(path: str) -> Config:
@@ -151,7 +156,19 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
     if "tls" in top:
         used.update({d.listen: f"demo[{i}].listen" for i, d in enumerate(demo)})
         tls = parse_tls(top["tls"], "tls", reader, used)
+        check_passthrough(reader, tls.passthrough, pools)
     _check_workers(reader, server, tls)
+    tcp: Tuple[TCPService, ...] = ()
+    if "tcp" in top:
+        used.update({d.listen: f"demo[{i}].listen" for i, d in enumerate(demo)})
+        if tls is not None:
+            used.update({d: f"tls.listen[{i}]" for i, d in enumerate(tls.listen)})
+        tcp = parse_tcp_services(top["tcp"], "tcp", reader, used, pools)
+    relayed = [service.pool for service in tcp]
+    if tls is not None:
+        relayed += [pool for _, pool in tls.passthrough]
+    if relayed:
+        pools = connect_checked(pools, relayed)
 
     access = None
     if "access" in top:
@@ -178,6 +195,7 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
         access=access,
         rate_limit=rate_limit,
         admin=admin,
+        tcp=tcp,
     )
 
 

@@ -55,6 +55,9 @@ class HealthConfig:
     @ivar ejection_time: Seconds of the first ejection; each further
         ejection in a row doubles it.
     @ivar max_ejection_time: The longest ejection.
+    @ivar connect_check: Without a C{path}, probe by opening a TCP
+        connection (set for the pools of C{[[tcp]]} services and TLS
+        passthrough, not a key of its own).
     @ivar slow_start: Seconds over which a target that comes back ramps up
         from a trickle to its full share of requests; 0 for none.
     """
@@ -70,6 +73,7 @@ class HealthConfig:
     ejection_time: float = 10.0
     max_ejection_time: float = 300.0
     slow_start: float = 0.0
+    connect_check: bool = False
 
     def healthy(self, code: int) -> bool:
         """

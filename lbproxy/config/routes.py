@@ -31,6 +31,7 @@ _ROUTE_KEYS = (
     "path",
     "pool",
     "rate_limit",
+    "request_buffering",
     "strip_prefix",
 )
 #: A route's policy tables, in the order they are read.
@@ -62,6 +63,10 @@ class Route:
         one).
     @ivar cors: CORS for the route, preflights answered by lbproxy.
     @ivar headers: Request and response header rules.
+    @ivar request_buffering: Bodies up to this many bytes are read whole
+        before a backend is chosen (so a slow client holds no backend
+        connection); a longer body streams once this much is buffered; 0
+        streams every body as it arrives (the default).
     """
 
     pool: str
@@ -73,6 +78,7 @@ class Route:
     rate_limit: Optional[RateLimitConfig] = None
     cors: Optional[CorsConfig] = None
     headers: Optional[HeaderRulesConfig] = None
+    request_buffering: int = 0
 
 
 def parse_route(value: Any, key: str, reader: Reader) -> Route:
@@ -97,10 +103,29 @@ def parse_route(value: Any, key: str, reader: Reader) -> Route:
         settings["max_body_size"] = reader.size(
             table["max_body_size"], child_key(key, "max_body_size")
         )
+    if "request_buffering" in table:
+        settings["request_buffering"] = _request_buffering(
+            table["request_buffering"], child_key(key, "request_buffering"), reader
+        )
     for name, parse in _POLICIES:
         if name in table:
             settings[name] = parse(table[name], child_key(key, name), reader)
     return Route(**settings)
+
+
+#: The most a route may buffer of one request body (in memory).
+MAX_REQUEST_BUFFERING = 64 * 1024 * 1024
+
+
+def _request_buffering(value: Any, key: str, reader: Reader) -> int:
+    if value is False:
+        return 0
+    size = reader.size(value, key)
+    if size > MAX_REQUEST_BUFFERING:
+        raise reader.fail(
+            key, f"at most 64 MiB (bodies are buffered in memory), got {size} bytes"
+        )
+    return size
 
 
 def parse_route_path(value: Any, key: str, reader: Reader) -> str:

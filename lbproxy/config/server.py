@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from lbproxy.config.clientaddr import parse_forwarded_header, parse_trusted_proxies
 from lbproxy.config.errors import child_key, describe, quote
+from lbproxy.config.http2 import Http2Config, parse_http2
 from lbproxy.config.reader import Reader
 from lbproxy.config.syntax import probe_path
 
@@ -29,6 +30,7 @@ _SERVER_KEYS = (
     "encoded_slashes",
     "forwarded_header",
     "health_endpoint",
+    "http2",
     "idle_timeout",
     "keepalive_timeout",
     "listen",
@@ -44,6 +46,7 @@ _SERVER_KEYS = (
     "response_timeout",
     "trusted_proxies",
     "watch",
+    "websocket_idle_timeout",
     "workers",
 )
 _TIMEOUTS = (
@@ -55,6 +58,7 @@ _TIMEOUTS = (
     "client_request_timeout",
     "keepalive_timeout",
     "drain_timeout",
+    "websocket_idle_timeout",
 )
 #: Client limits, with their smallest value.
 _LIMITS = (
@@ -113,6 +117,10 @@ class ServerConfig:
     @ivar listen_backlog: The listen backlog (accept queue length) of every
         listener, unless its endpoint string sets C{backlog=}; Twisted's
         default of 50 makes a burst of connects wait for SYN retransmits.
+    @ivar http2: Bounds per HTTP/2 client connection (C{[server.http2]}).
+    @ivar websocket_idle_timeout: Seconds an upgraded connection (a
+        WebSocket) may pass no byte either way before both sides are
+        closed.
     @ivar workers: Processes serving the listeners (C{"auto"} in the file:
         one per CPU); more than one needs C{tcp:} listen strings.
     @ivar drain_timeout: Seconds requests in flight (and connections on a
@@ -147,6 +155,8 @@ class ServerConfig:
     listen_backlog: int = 511
     drain_timeout: float = 30.0
     watch: bool = False
+    http2: Http2Config = Http2Config()
+    websocket_idle_timeout: float = 3600.0
 
 
 def parse_server(value: Any, key: str, reader: Reader) -> ServerConfig:
@@ -217,6 +227,8 @@ def parse_server(value: Any, key: str, reader: Reader) -> ServerConfig:
         settings["max_idle_per_target"] = reader.integer(
             table["max_idle_per_target"], child_key(key, "max_idle_per_target"), 0
         )
+    if "http2" in table:
+        settings["http2"] = parse_http2(table["http2"], child_key(key, "http2"), reader)
     return ServerConfig(**settings)
 
 

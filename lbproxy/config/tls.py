@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, TypeVar
 
 from lbproxy.config.errors import child_key, describe, quote
+from lbproxy.config.passthrough import parse_passthrough
 from lbproxy.config.reader import Reader
 from lbproxy.config.syntax import hostname_problem
 
@@ -49,6 +50,7 @@ _TLS_KEYS = (
     "hsts",
     "listen",
     "min_version",
+    "passthrough",
     "redirect_http",
     "redirect_port",
 )
@@ -109,6 +111,9 @@ class TLSConfig:
         when it is 443), or L{None} when C{redirect_http} is off.
     @ivar hsts: The C{Strict-Transport-Security} value sent with every
         HTTPS response, or L{None}.
+    @ivar passthrough: C{(server name, pool)} pairs: connections whose
+        ClientHello names one are relayed undecrypted to the pool
+        (L{lbproxy.config.passthrough}).
     """
 
     listen: Tuple[str, ...] = ("tcp:8443",)
@@ -118,6 +123,7 @@ class TLSConfig:
     redirect_http: bool = False
     redirect_port: Optional[int] = None
     hsts: Optional[str] = None
+    passthrough: Tuple[Tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -208,6 +214,11 @@ def parse_tls(
 
     if "alpn" in table:
         settings["alpn"] = _alpn(table["alpn"], child_key(key, "alpn"), reader)
+
+    if "passthrough" in table:
+        settings["passthrough"] = parse_passthrough(
+            table["passthrough"], child_key(key, "passthrough"), reader
+        )
 
     if "hsts" in table:
         hsts_key = child_key(key, "hsts")

@@ -44,11 +44,14 @@ class H2Limits(NamedTuple):
     @ivar controlFrames: The most control frames per C{interval} (see
         L{FrameCounter}).
     @ivar interval: The counting interval, in seconds.
+    @ivar penalty: Seconds an offending client's address is refused new
+        connections (L{lbproxy.frontend.penalty.RepeatOffenders}).
     """
 
     resets: int = 200
     controlFrames: int = 1000
     interval: float = 10.0
+    penalty: float = 10.0
 
 
 class FrameBudget:

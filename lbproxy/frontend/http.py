@@ -13,149 +13,18 @@ with backpressure in both directions.
 from __future__ import annotations
 
 import io
-from typing import List, Optional
+from typing import Optional
 
-from twisted.internet.interfaces import IPushProducer
 from twisted.web import server
 from twisted.python import failure
 from twisted.web.http import RESPONSES, HTTPChannel, datetimeToString
 from twisted.web.http_headers import Headers
 from twisted.web.server import Request as _Request, Site as _Site
-from zope.interface import implementer
 
+from lbproxy.frontend.body import RequestBody
 from lbproxy.frontend.hygiene import GuardedChannel
 from lbproxy.frontend.limits import ClientLimits
 from lbproxy.frontend.target import valid_host
-
-#: Body bytes buffered (waiting for a backend connection, or for the
-#: backend to accept them) before reading from the client pauses.
-BODY_HIGH_WATER = 256 * 1024
-
-
-@implementer(IPushProducer)
-class RequestBody:
-    """
-    A client request's body on its way to a backend.
-
-    Bytes that arrive before a sink is attached (while connecting) are
-    buffered up to L{BODY_HIGH_WATER}, after which the client is paused.
-    Once attached, bytes go straight to the sink; when the backend's socket
-    buffer is full, its transport pauses this producer, which pauses
-    reading from the client.
-
-    @ivar length: the declared length, or L{None} for a chunked body.
-    @ivar received: bytes received so far.
-    @ivar complete: whether the whole body has arrived.
-    @ivar limit: the most bytes accepted (0: no limit); beyond it nothing
-        more is passed on and C{onTooLarge} is called once.
-    @ivar onTooLarge: called when the body exceeds C{limit}.
-    """
-
-    limit = 0
-    onTooLarge = None
-    tooLarge = False
-
-    def __init__(self, channel, length: Optional[int]) -> None:
-        """
-        @param channel: the request's C{inbound}: what C{pauseBody} and
-            C{resumeBody} pause and resume reading the body from.
-        @param length: the declared length, or L{None}.
-        """
-        self._channel = channel
-        self.length = length
-        self.received = 0
-        self.complete = False
-        self._buffer: List[bytes] = []
-        self._buffered = 0
-        self._sink = None
-        self._registered = False
-        self._pausedByBuffer = False
-        self._pausedBySink = False
-
-    @property
-    def chunked(self) -> bool:
-        return self.length is None
-
-    def dataReceived(self, data: bytes) -> None:
-        self.received += len(data)
-        if self.limit and self.received > self.limit:
-            # Enforced while streaming: not one byte past the limit is
-            # passed on.
-            if not self.tooLarge:
-                self.tooLarge = True
-                if self.onTooLarge is not None:
-                    self.onTooLarge()
-            return
-        if self._sink is not None:
-            self._sink.writeBody(data)
-            return
-        self._buffer.append(data)
-        self._buffered += len(data)
-        if self._buffered > BODY_HIGH_WATER and not self._pausedByBuffer:
-            self._pausedByBuffer = True
-            self._channel.pauseBody()
-
-    def finished(self) -> None:
-        self.complete = True
-        if self._sink is not None:
-            self._detach().endBody()
-
-    def attach(self, sink) -> None:
-        """
-        Send the body to C{sink} (an L{lbproxy.upstream.connections.UpstreamConnection}):
-        what is buffered now, the rest as it arrives.
-        """
-        self._sink = sink
-        buffered, self._buffer, self._buffered = self._buffer, [], 0
-        for data in buffered:
-            sink.writeBody(data)
-        if self.complete:
-            self._detach().endBody()
-            return
-        sink.transport.registerProducer(self, True)
-        self._registered = True
-        if self._pausedByBuffer:
-            self._pausedByBuffer = False
-            self._update()
-
-    def detach(self) -> None:
-        """
-        Stop sending to the sink (the backend connection failed or the
-        exchange ended early).
-        """
-        if self._sink is not None:
-            self._detach()
-
-    def _detach(self):
-        sink, self._sink = self._sink, None
-        if self._registered:
-            self._registered = False
-            if sink.transport is not None:
-                sink.transport.unregisterProducer()
-        if self._pausedBySink:
-            self._pausedBySink = False
-            self._update()
-        return sink
-
-    def _update(self) -> None:
-        if self._pausedBySink or self._pausedByBuffer:
-            self._channel.pauseBody()
-        else:
-            self._channel.resumeBody()
-
-    # IPushProducer, driven by the backend connection's transport.
-
-    def pauseProducing(self) -> None:
-        self._pausedBySink = True
-        self._update()
-
-    def resumeProducing(self) -> None:
-        self._pausedBySink = False
-        self._update()
-
-    def stopProducing(self) -> None:
-        self._sink = None
-
 
 _dateCache = [-1, b""]
 
@@ -194,7 +63,7 @@ class ProxyRequest(server.Request):
         """
         The controls of the connection the request came on: the
         L{ProxyChannel} for HTTP/1.x, the stream's
-        L{lbproxy.frontend.http2.StreamInbound} for HTTP/2 (L{None} once the client
+        L{lbproxy.frontend.h2inbound.StreamInbound} for HTTP/2 (L{None} once the client
         is gone).  Both offer C{pauseBody}, C{resumeBody}, C{abandonInput},
         C{abortResponse}, C{persistent} and C{transport}.
         """

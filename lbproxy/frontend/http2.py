@@ -43,6 +43,7 @@ from lbproxy.frontend.h2guard import (
     connectTarget,
     isExtendedConnect,
 )
+from lbproxy.frontend.h2inbound import StreamInbound
 from lbproxy.frontend.http import ProxyChannel
 
 try:
@@ -59,72 +60,11 @@ except ImportError:  # pragma: no cover - h2 is an install requirement
 else:
     H2_AVAILABLE = True
 
-__all__ = ["H2_AVAILABLE", "NegotiatingChannel", "ProxyH2Connection", "StreamInbound"]
+#: Seconds a client closed for going over a bound has to close its side
+#: (answer the TLS close_notify) before its connection is aborted.
+CALMED_GRACE = 2.0
 
-
-class StreamInbound:
-    """
-    What a request controls of the HTTP/2 stream it arrived on.
-
-    @ivar request: The stream's request.
-    @ivar abandoned: Whether the response ended before the request body,
-        so the stream is reset once the response is sent.
-    @ivar persistent: Ignored: an HTTP/2 connection outlives its streams.
-    """
-
-    persistent = True
-    abandoned = False
-    request = None
-    #: A request of a method Twisted assumes has no body (GET, HEAD), with
-    #: no content-length, whose stream has not ended: if DATA comes, the
-    #: request has a body after all.
-    bodyUnannounced = False
-
-    def __init__(self, connection: "ProxyH2Connection", stream) -> None:
-        self._connection = connection
-        self._stream = stream
-
-    @property
-    def transport(self):
-        """
-        The connection's transport (the TLS connection).
-        """
-        return self._connection.transport
-
-    def _active(self) -> bool:
-        return self._connection.streams.get(self._stream.streamID) is self._stream
-
-    def pauseBody(self) -> None:
-        """
-        Stop passing on request body data and stop granting the client
-        more flow-control window.
-        """
-        if self._stream.producing:
-            self._stream.pauseProducing()
-
-    def resumeBody(self) -> None:
-        if not self._stream.producing and self._active():
-            self._stream.resumeProducing()
-
-    def abandonInput(self) -> None:
-        """
-        The response is complete before the request body: after the
-        response's last frame, reset the stream so that the client stops
-        sending.
-        """
-        self.abandoned = True
-
-    def abortResponse(self, framed: bool) -> None:
-        """
-        The response cannot be completed: reset the stream with
-        C{INTERNAL_ERROR}, so the client never takes what it got for the
-        whole response (an HTTP/2 stream that ends cleanly looks complete,
-        framed or not).
-        """
-        if self._active():
-            self._connection.resetStream(
-                self._stream.streamID, h2.errors.ErrorCodes.INTERNAL_ERROR
-            )
+__all__ = ["CALMED_GRACE", "H2_AVAILABLE", "NegotiatingChannel", "ProxyH2Connection", "StreamInbound"]
 
 
 class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
@@ -136,21 +76,32 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
     bounds of L{limits} the client gets C{GOAWAY(ENHANCE_YOUR_CALM)} and
     the connection closes.
 
-    @cvar limits: The bounds on client resets and control frames.
+    @ivar limits: The bounds on client resets and control frames.
     @ivar calmedFor: Why the connection was closed for going over a
         bound, or L{None}.
     """
 
     limits = H2Limits()
     calmedFor: Optional[str] = None
+    _calmedAbort = None
+    #: Whether the transport reported the connection lost (None while
+    #: _enhanceYourCalm ends the streams itself).
+    _transportLost: Optional[bool] = False
     _log = Logger()
 
-    def __init__(self, reactor) -> None:
+    def __init__(self, reactor, limits: Optional[H2Limits] = None) -> None:
+        """
+        @param reactor: the reactor, for timers.
+        @param limits: the bounds (C{[server.http2]}); the defaults if
+            L{None}.
+        """
         H2Connection.__init__(self, reactor)
         self._siteRequestFactory = None
         if reactor is None:  # pragma: no cover - lbproxy always passes one
             from twisted.internet import reactor
-        limits = self.limits
+        if limits is None:
+            limits = self.limits
+        self.limits = limits
         self._frames = FrameCounter()
         self._resets = FrameBudget(reactor, limits.resets, limits.interval)
         self._controls = FrameBudget(reactor, limits.controlFrames, limits.interval)
@@ -183,21 +134,36 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
         does the same but is not in every supported version.)
         """
         self.calmedFor = what
+        offenders = getattr(self.factory, "offenders", None)
+        refused = offenders.offended(_host(self.transport)) if offenders is not None else 0
         self._log.info(
-            "HTTP/2 client {peer}: too many {what}; GOAWAY(ENHANCE_YOUR_CALM)",
+            "HTTP/2 client {peer}: too many {what}; GOAWAY(ENHANCE_YOUR_CALM); "
+            "its new connections refused for {refused:g} s",
             peer=self.transport.getPeer(),
             what=what,
+            refused=refused,
         )
         try:
             self.conn.close_connection(error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
         except h2.exceptions.H2Error:  # pragma: no cover - closed already
             pass
         if self._tryToWriteControlData():
-            self.transport.loseConnection()
+            transport = self.transport
+            transport.loseConnection()
+            closed = self._transportLost
             # Timers stay: a client that does not read is still timed out.
+            self._transportLost = None
             self.connectionLost(
                 Failure(ConnectionLost("too many " + what)), _cancelTimeouts=False
             )
+            self._transportLost = closed
+            # TLS closes only once the client answers lbproxy's close_notify,
+            # reading (and decrypting) until then: a flooding client never
+            # answers.  It gets CALMED_GRACE seconds.
+            if not closed:
+                self._calmedAbort = self._reactor.callLater(
+                    CALMED_GRACE, transport.abortConnection
+                )
 
     # H2Connection builds each stream's request through requestFactory.
     @property
@@ -211,6 +177,9 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
     def _newRequest(self, stream, queued: bool = False):
         inbound = StreamInbound(self, stream)
         stream.inbound = inbound
+        # H2Stream is made by H2Connection itself: its flow-control hook is
+        # wrapped per stream (see _windowExhausted).
+        stream.flowControlBlocked = inbound.windowExhausted
         inbound.request = self._siteRequestFactory(stream, queued=queued)
         return inbound.request
 
@@ -326,11 +295,39 @@ class ProxyH2Connection(H2Connection):  # type: ignore[misc,valid-type]
                 return
             self._tryToWriteControlData()
 
+    # Flow control.  Twisted's send loop (_sendPrioritisedData) leaves a
+    # stream whose window is exhausted active in its priority tree, sends
+    # nothing on it and reschedules itself with callLater(0): a busy loop,
+    # which also keeps resetting the idle timeout, for as long as a client
+    # withholds WINDOW_UPDATE.  Such a stream is parked (blocked in the
+    # tree) instead; a WINDOW_UPDATE unblocks it (Twisted does) and wakes
+    # the loop if it was waiting (Twisted does not).  Extends the private
+    # _handleWindowUpdate and _sendingDeferred; tests.test_http2_guard's
+    # FlowControlTests fail if they change.
+    def _windowExhausted(self, stream) -> None:
+        streamID = stream.streamID
+        if streamID in self.streams and self.conn.local_flow_control_window(streamID) <= 0:
+            self.priority.block(streamID)
+
+    def _handleWindowUpdate(self, event) -> None:
+        H2Connection._handleWindowUpdate(self, event)
+        waiting = self._sendingDeferred
+        if waiting is not None and self._stillProducing:
+            queues = self._outboundStreamQueues
+            if any(queues.get(streamID) for streamID in self.streams):
+                self._sendingDeferred = None
+                waiting.callback(event.stream_id)
+
     def timeoutConnection(self) -> None:
         H2Connection.timeoutConnection(self)
         self._releaseTransport()
 
     def connectionLost(self, reason, *args, **kwargs) -> None:
+        if self._transportLost is not None:
+            # The transport's own report (not _enhanceYourCalm's).
+            self._transportLost = True
+            if self._calmedAbort is not None and self._calmedAbort.active():
+                self._calmedAbort.cancel()
         H2Connection.connectionLost(self, reason, *args, **kwargs)
         self._releaseTransport()
 
@@ -410,6 +407,11 @@ class NegotiatingChannel:
         if self.limits is not None:
             self.channel.limits = self.limits
         self.channel.makeConnection(transport)
+        offenders = getattr(self.factory, "offenders", None)
+        if offenders is not None and offenders.refuses(_host(transport)):
+            # A repeat offender (lbproxy.frontend.penalty): closed before
+            # its TLS handshake costs anything more.
+            transport.abortConnection()
 
     def connectionMade(self) -> None:
         pass
@@ -431,7 +433,9 @@ class NegotiatingChannel:
         # as HTTP/2), and gives up being the transport's producer.
         old.connectionLost(Failure(ConnectionDone("switched to HTTP/2")))
         self.transport.unregisterProducer()
-        channel = ProxyH2Connection(self.factory.reactor)
+        channel = ProxyH2Connection(
+            self.factory.reactor, self.limits.h2 if self.limits is not None else None
+        )
         self._configure(channel)
         if self.limits is not None:
             # The site's idle timeout is off (the HTTP/1.1 channel has its
@@ -471,3 +475,11 @@ class NegotiatingChannel:
         if not self._decided:
             return None
         return b"h2" if isinstance(self.channel, ProxyH2Connection) else b"http/1.1"
+
+
+def _host(transport) -> str:
+    """
+    The client's address (the one a PROXY header named, if any).
+    """
+    peer = transport.getPeer()
+    return str(getattr(peer, "host", peer))

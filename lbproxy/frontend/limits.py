@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lbproxy.frontend.h2guard import H2Limits
+
 __all__ = ["ClientLimits"]
 
 
@@ -27,6 +29,7 @@ class ClientLimits:
     keepalive_timeout: float = 75.0
     request_timeout: float = 3600.0
     max_connections: int = 10000
+    h2: H2Limits = H2Limits()
 
     @classmethod
     def fromServer(cls, server) -> "ClientLimits":
@@ -42,4 +45,10 @@ class ClientLimits:
             keepalive_timeout=server.keepalive_timeout,
             request_timeout=server.client_request_timeout,
             max_connections=server.max_connections,
+            h2=H2Limits(
+                resets=server.http2.max_resets,
+                controlFrames=server.http2.max_control_frames,
+                interval=server.http2.interval,
+                penalty=server.http2.penalty,
+            ),
         )

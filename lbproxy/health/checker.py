@@ -25,7 +25,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from lbproxy.balance.members import Member
-from lbproxy.health.probe import check_response, describe_failure, probe_client
+from lbproxy.health.probe import check_response, connect_probe, describe_failure, probe_client
 from lbproxy.health.state import Change, probe_path
 from lbproxy.runtime.targets import TargetRegistry, TargetState
 
@@ -158,13 +158,18 @@ class HealthChecker(Service):
         health = entry.health
         settings = health.settings
         target = entry.target
-        url = (target.url + probe_path(settings, target)).encode("ascii")
-        headers = {
-            b"Host": [(settings.host or target.address).encode("ascii")],
-            b"User-Agent": [b"lbproxy-health"],
-        }
-        d = self._client.get(url, headers=headers, allow_redirects=False)
-        d.addCallback(check_response, settings)
+        path = probe_path(settings, target)
+        if path is None:
+            # A pool of [[tcp]] services or TLS passthrough: can it connect?
+            d = connect_probe(self._clock, target, settings.timeout)
+        else:
+            url = (target.url + path).encode("ascii")
+            headers = {
+                b"Host": [(settings.host or target.address).encode("ascii")],
+                b"User-Agent": [b"lbproxy-health"],
+            }
+            d = self._client.get(url, headers=headers, allow_redirects=False)
+            d.addCallback(check_response, settings)
         d.addTimeout(settings.timeout, self._clock)
         self._probes[entry] = d
 

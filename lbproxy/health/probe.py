@@ -7,9 +7,17 @@ and short reasons for failures.
 from __future__ import annotations
 
 from twisted.internet import defer
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.error import TimeoutError
+from twisted.internet.protocol import Factory, Protocol
 
-__all__ = ["PROBE_BODY_LIMIT", "check_response", "describe_failure", "probe_client"]
+__all__ = [
+    "PROBE_BODY_LIMIT",
+    "check_response",
+    "connect_probe",
+    "describe_failure",
+    "probe_client",
+]
 
 #: Most bytes of a probe's response body read (and thrown away).
 PROBE_BODY_LIMIT = 64 * 1024
@@ -124,3 +132,24 @@ def _drain(response) -> defer.Deferred:
     protocol = _Discard(done)
     response.deliverBody(protocol)
     return done
+
+
+class _Hangup(Protocol):
+    def connectionMade(self) -> None:
+        self.transport.loseConnection()
+
+
+def connect_probe(reactor, target, timeout: float) -> defer.Deferred:
+    """
+    A TCP connect check: fires when a connection to C{target} is open (and
+    closes it at once), fails if it is refused or takes longer than
+    C{timeout} (the caller's C{addTimeout} cancels it).
+    """
+    if ":" in target.host:
+        endpoint = TCP6ClientEndpoint(reactor, target.host, target.port, timeout=timeout)
+    elif target.host.replace(".", "").isdigit():
+        endpoint = TCP4ClientEndpoint(reactor, target.host, target.port, timeout=timeout)
+    else:
+        endpoint = HostnameEndpoint(reactor, target.host.encode("ascii"), target.port,
+                                    timeout=timeout)
+    return endpoint.connect(Factory.forProtocol(_Hangup))

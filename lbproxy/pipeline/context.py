@@ -86,13 +86,15 @@ class RequestContext:
         response.
     @ivar status: the status sent (499: the client went away).
     @ivar sent: response body bytes sent.
+    @ivar upgrade: the C{Upgrade} value of a request that asks to switch
+        protocols (a WebSocket), as forwarded, else L{None}.
     """
 
     __slots__ = (
         "request", "runtime", "start", "chain", "hostHeader", "host", "rawPath", "query",
         "path", "target", "peer", "clientIp", "trusted", "route", "pairs", "origin",
         "requestId", "preflight", "proto", "variables", "headers", "pool", "upstream",
-        "upstreamTime", "status", "sent",
+        "upstreamTime", "status", "sent", "upgrade",
     )
 
     def __init__(self, request, runtime, start: float) -> None:
@@ -124,6 +126,7 @@ class RequestContext:
         self.upstreamTime: Optional[float] = None
         self.status = 0
         self.sent = 0
+        self.upgrade: Optional[bytes] = None
 
     def __repr__(self) -> str:
         return f"<RequestContext {self.request.method!r} {self.request.uri!r}>"

@@ -91,6 +91,40 @@ def request_drop_names(connection: Optional[Sequence[bytes]]) -> FrozenSet[bytes
     return REQUEST_DROP | named
 
 
+def asks_upgrade(connection: Sequence[bytes]) -> bool:
+    """
+    Whether C{Connection} lists C{upgrade} (a request to switch protocols,
+    RFC 9110 7.8).
+
+    @param connection: the raw values of every C{Connection} field.
+    """
+    if len(connection) == 1 and connection[0] in _COMMON_CONNECTION:
+        return False
+    return b"upgrade" in connection_tokens(connection)
+
+
+def upgrade_value(upgrade: Optional[Sequence[bytes]]) -> Optional[bytes]:
+    """
+    The C{Upgrade} value to forward for a request whose C{Connection}
+    lists C{upgrade}, or L{None} when it does not upgrade after all: no
+    C{Upgrade} field, an empty one, or C{h2c} (HTTP/2 over cleartext,
+    which lbproxy does not relay; the request goes on as HTTP/1.1 without
+    its C{Upgrade}).
+
+    @param upgrade: the raw values of every C{Upgrade} field, or L{None}.
+    """
+    if not upgrade:
+        return None
+    value = b", ".join(v.strip() for v in upgrade if v.strip())
+    if not value:
+        return None
+    for token in value.split(b","):
+        name = token.strip().split(b"/", 1)[0].lower()
+        if not name or name == b"h2c":
+            return None
+    return value
+
+
 def end_to_end(headers: Iterable[Tuple[bytes, bytes]]) -> HeaderList:
     """
     Drop hop-by-hop headers: the fixed list, every C{Proxy-*} header,

@@ -13,9 +13,9 @@ from lbproxy.config import Config, Route
 from lbproxy.pipeline.chain import Chain
 from lbproxy.pipeline.order import ENTRY, ROUTE, UNROUTED, Scope, shared_policies, stages_for
 from lbproxy.runtime.services import Services
-from lbproxy.terminals.forward import Forward
 from lbproxy.terminals.notfound import NotFound
 from lbproxy.terminals.route import RouteRequest
+from lbproxy.terminals.upgrade import ForwardOrUpgrade
 
 __all__ = ["CompiledRoute", "build_chains"]
 
@@ -26,7 +26,7 @@ class CompiledRoute:
 
     @ivar route: the configured L{Route}.
     @ivar pool: the runtime pool it forwards to.
-    @ivar chain: its L{Chain}, ending in L{Forward}.
+    @ivar chain: its L{Chain}, ending in L{ForwardOrUpgrade}.
     """
 
     __slots__ = ("route", "pool", "chain")
@@ -58,7 +58,13 @@ def build_chains(
     for route in routes:
         pool = pools[route.pool]
         scope = Scope(ROUTE, config, services, shared, route, pool)
-        terminal = Forward(pool, services, server.response_timeout)
+        terminal = ForwardOrUpgrade(
+            pool,
+            services,
+            server.response_timeout,
+            route.request_buffering,
+            server.websocket_idle_timeout,
+        )
         compiled[id(route)] = CompiledRoute(route, pool, Chain(stages_for(scope), terminal))
     entry = Chain(
         stages_for(Scope(ENTRY, config, services, shared)), RouteRequest(match, unrouted)

@@ -168,7 +168,9 @@ class TargetRegistry:
         key = target_key(target, health)
         state = self._entries.get(key)
         if state is None:
-            probed = self.probing and probe_path(health, target) is not None
+            probed = self.probing and (
+                probe_path(health, target) is not None or health.connect_check
+            )
             state = TargetState(
                 target, TargetHealth(health, probed=probed), key, _ident(target, health)
             )

@@ -2,7 +2,7 @@
 """
 The body limit (the route's C{max_body_size}, else the server's): a
 declared C{Content-Length} over it gets C{413} and close; a body that
-grows past it while streaming is cut by the L{lbproxy.frontend.http.RequestBody}
+grows past it while streaming is cut by the L{lbproxy.frontend.body.RequestBody}
 (the exchange answers C{413} or aborts).
 """
 

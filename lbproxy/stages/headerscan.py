@@ -19,8 +19,16 @@ from typing import Optional
 
 from lbproxy.pipeline.chain import Stage
 from lbproxy.pipeline.context import LocalReply, RequestContext
-from lbproxy.policy.headers import FIELD_CONTROL, request_drop_names
+from lbproxy.policy.headers import (
+    FIELD_CONTROL,
+    asks_upgrade,
+    request_drop_names,
+    upgrade_value,
+)
 from lbproxy.stages.target import BAD_REQUEST
+
+
+_UPGRADE = frozenset([b"upgrade"])
 
 
 class ScanHeaders(Stage):
@@ -34,6 +42,13 @@ class ScanHeaders(Stage):
     answers it); and every name with C{"_"}, as nginx does, since backends
     may read them as C{"-"}.  A request id the client names in
     C{Connection} counts as not sent.
+
+    A request to switch protocols (an HTTP/1.1 request without a body
+    whose C{Connection} lists C{upgrade} and that has an C{Upgrade} field,
+    other than C{h2c}) keeps its C{Upgrade} field and sets C{upgrade}; the
+    route's terminal forwards it with C{Connection: upgrade}
+    (L{lbproxy.terminals.upgrade}).  Any other request's C{Upgrade} is
+    hop-by-hop and dropped.
 
     Refuses an HTTP/2 request with a control character other than HTAB in
     a field value (C{400}).
@@ -55,7 +70,18 @@ class ScanHeaders(Stage):
         # HTTP/1.x heads were checked for controls by the channel.
         controls = FIELD_CONTROL.search if request.clientproto == b"HTTP/2" else None
         # (One lookup: Connection may come after the fields it names.)
-        drop = request_drop_names(headers.getRawHeaders(b"Connection"))
+        connection = headers.getRawHeaders(b"Connection")
+        drop = request_drop_names(connection)
+        upgrade = None
+        if (
+            connection is not None
+            and asks_upgrade(connection)
+            and request.body is None
+            and request.clientproto == b"HTTP/1.1"
+        ):
+            upgrade = upgrade_value(headers.getRawHeaders(b"Upgrade"))
+            if upgrade is not None:
+                drop = drop - _UPGRADE
         for name, values in headers.getAllRawHeaders():
             if controls is not None:
                 for value in values:
@@ -72,6 +98,7 @@ class ScanHeaders(Stage):
                 pairs.append((name, value))
         context.pairs = pairs
         context.origin = origin
+        context.upgrade = upgrade
         context.requestId = requestId
         context.proto = b"https" if request.isSecure() else b"http"
         return None

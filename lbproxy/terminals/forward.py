@@ -17,19 +17,29 @@ class Forward(Terminal):
     @ivar services: the L{lbproxy.runtime.services.Services}: backend
         connections, clock, passive health checks.
     @ivar responseTimeout: seconds to wait for a response head.
+    @ivar requestBuffering: bytes of a request body read before a backend
+        is chosen (the route's C{request_buffering}); 0 for none.
     """
 
     name = "forward"
 
-    def __init__(self, pool, services, responseTimeout: float) -> None:
+    def __init__(
+        self, pool, services, responseTimeout: float, requestBuffering: int = 0
+    ) -> None:
         self.pool = pool
         self.services = services
         self.responseTimeout = responseTimeout
+        self.requestBuffering = requestBuffering
 
     def __call__(self, context: RequestContext) -> None:
         context.pool = self.pool.name
         exchange = Exchange(context, self)
         request = context.request
-        if request.body is not None:
+        body = request.body
+        if body is not None:
             request.sendContinue()
+            if self.requestBuffering and body.hold(self.requestBuffering, exchange.start):
+                # The exchange starts once the body is read (or this much
+                # of it is).
+                return
         exchange.start()

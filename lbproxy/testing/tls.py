@@ -142,7 +142,11 @@ class H2Client(Protocol):
     @ivar responses: Stream ID to C{{"headers": [...], "body": bytes,
         "ended": bool, "reset": error code or None}}.
     @ivar goaway: The error code of the server's C{GOAWAY}, or L{None}.
+    @ivar acknowledge: Whether to give flow-control credit back for the
+        data received (a client that stops reading does not).
     """
+
+    acknowledge = True
 
     def __init__(self) -> None:
         import h2.config
@@ -225,9 +229,10 @@ class H2Client(Protocol):
                 response["headers"] = event.headers
             elif isinstance(event, h2.events.DataReceived):
                 response["body"] += event.data
-                self.conn.acknowledge_received_data(
-                    event.flow_controlled_length, event.stream_id
-                )
+                if self.acknowledge:
+                    self.conn.acknowledge_received_data(
+                        event.flow_controlled_length, event.stream_id
+                    )
             elif isinstance(event, h2.events.StreamEnded):
                 response["ended"] = True
             elif isinstance(event, h2.events.StreamReset) and response is not None:

@@ -24,6 +24,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from lbproxy.config import Config
 from lbproxy.frontend.http import ProxyRequest, ProxySite
 from lbproxy.frontend.http2 import H2_AVAILABLE, NegotiatingChannel
+from lbproxy.frontend.penalty import RepeatOffenders
 from lbproxy.tls.contexts import ServerTLS, offered_protocols
 from lbproxy.tls.material import CertificateReloader, TLSMaterial, load_tls_material, now_utc
 from lbproxy.tls.redirect import RedirectResource
@@ -82,6 +83,8 @@ class TLSProxySite(ProxySite):
         """
         ProxySite.__init__(self, resource, **kwargs)
         self._countedBy = countedBy
+        #: Addresses refused for a while after an HTTP/2 flood.
+        self.offenders = RepeatOffenders(self.reactor, self.limits.h2.penalty)
         self.hsts = hsts.encode("ascii") if hsts else None
         if http2 and H2_AVAILABLE:
             self.protocol = NegotiatingChannel
@@ -121,6 +124,16 @@ class _ServerTLSFactory(TLSMemoryBIOFactory):
 
     def _applyProtocolNegotiation(self, connection) -> None:
         pass
+
+    def buildProtocol(self, addr):
+        # A repeat offender (lbproxy.frontend.penalty) is refused before a
+        # TLS connection object is made for it: returning None closes the
+        # accepted socket.  (Behind a PROXY header, its address is only
+        # known later: NegotiatingChannel checks again.)
+        offenders = getattr(self.wrappedFactory, "offenders", None)
+        if offenders is not None and offenders.refuses(str(getattr(addr, "host", addr))):
+            return None
+        return TLSMemoryBIOFactory.buildProtocol(self, addr)
 
 
 class TLSEdge:

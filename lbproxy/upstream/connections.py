@@ -114,7 +114,9 @@ class UpstreamConnection(Protocol):
         self._responseDone = False
         self.reused = self.requests > 0
         self.requests += 1
-        self._parser.expect(method)
+        # A handler that forwards a request to switch protocols says so
+        # (Exchange.upgrading): only then may a 101 answer.
+        self._parser.expect(method, handler.upgrading)
         self.transport.write(head)
 
     def writeBody(self, data: bytes) -> None:
@@ -147,6 +149,17 @@ class UpstreamConnection(Protocol):
     def responseInterim(self, code, reason, headers) -> None:
         if self._handler is not None:
             self._handler.responseInterim(code, reason, headers)
+
+    def responseSwitched(self, version, reason, headers, rest: bytes) -> None:
+        # The connection leaves HTTP for good: never pooled again; the
+        # handler takes it over (lbproxy.terminals.upgrade).
+        self._failed = True
+        self._responseDone = True
+        handler, self._handler = self._handler, None
+        if handler is not None:
+            handler.responseSwitched(self, reason, headers, rest)
+        else:
+            self.abort()
 
     def responseBody(self, data: bytes) -> None:
         if self._handler is not None:

@@ -44,6 +44,9 @@ class Exchange:
         response, or L{None}.
     """
 
+    #: A 101 may not answer (lbproxy.terminals.upgrade says otherwise).
+    upgrading = False
+
     def __init__(self, context, forward) -> None:
         """
         @param context: the request's L{lbproxy.pipeline.context.RequestContext}:
@@ -86,7 +89,9 @@ class Exchange:
         request.notifyFinish().addErrback(self._clientGone)
 
     def start(self) -> None:
-        self._attempt()
+        if not self.done:
+            # (After a held body, the request may have ended meanwhile.)
+            self._attempt()
 
     # Choosing and connecting ------------------------------------------------
 

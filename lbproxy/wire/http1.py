@@ -87,8 +87,12 @@ class ResponseParser:
       - C{responseHead(version, code, reason, headers)} once per final
         response,
       - C{responseInterim(code, reason, headers)} for each 1xx interim
-        response before it (101 is an error), if the handler has that
-        method,
+        response before it, if the handler has that method,
+      - C{responseSwitched(version, reason, headers, rest)} for a 101 to a
+        request that asked to upgrade (L{expect} with C{upgrade}); C{rest}
+        is what followed the head in the same read, the other protocol's
+        first bytes, and the parser is done (a 101 to any other request
+        is an error),
       - C{responseBody(data)} for each piece of body,
       - C{responseEnd()} when the body is complete.
 
@@ -105,19 +109,24 @@ class ResponseParser:
         self._buffer = b""
         self._remaining = 0
         self._isHead = False
+        self._upgrade = False
         self.keepAlive = False
         self.started = False
         #: The current response's Content-Length when it frames the body
         #: (not chunked, not HEAD/204/304), else L{None}.
         self.length: Optional[int] = None
 
-    def expect(self, method: bytes) -> None:
+    def expect(self, method: bytes, upgrade: bool = False) -> None:
         """
         Prepare for the response to a request with this method.
+
+        @param upgrade: whether the request asked to switch protocols, so
+            that a 101 may answer it.
         """
         self._state = _HEAD
         self._buffer = b""
         self._isHead = method == b"HEAD"
+        self._upgrade = upgrade
         self.keepAlive = False
         self.started = False
         self.length = None
@@ -264,7 +273,13 @@ class ResponseParser:
         headers = _headerLines(lines[1:])
         if 100 <= code < 200:
             if code == 101:
-                raise ProtocolError("unexpected 101 Switching Protocols")
+                if not self._upgrade:
+                    raise ProtocolError("unexpected 101 Switching Protocols")
+                # The connection speaks another protocol from here on.
+                self._state = _DONE
+                self.keepAlive = False
+                self._handler.responseSwitched(version, reason, headers, rest)
+                return b""
             # Interim response (100 Continue, 103 Early Hints): passed on
             # to a handler that wants it, then the final one follows.
             if self._interim is not None:
