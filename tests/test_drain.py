@@ -275,3 +275,46 @@ class ServiceStopTests(SynchronousTestCase):
         reactor.advance(12.1)
         self.successResultOf(d)
         self.assertTrue(client.transport.aborted)
+
+
+class WebSocketDrainTests(SynchronousTestCase):
+    """
+    The drain rule holds for upgraded connections (WebSocket relays): one
+    on a route that still exists is untouched by a reload; one on a route
+    the reload removed is closed after the drain time.
+    """
+
+    def setUp(self):
+        from tests.test_upgrade import CONFIG, HANDSHAKE, SWITCH
+
+        self.config = CONFIG
+        self.proxy = ProxyHarness(CONFIG)
+        self.client = self.proxy.client()
+        self.client.send(HANDSHAKE)
+        self.backend = self.proxy.accept()
+        self.backend.respond(SWITCH)
+
+    def apply(self, config):
+        from lbproxy.config import parse_config
+
+        runtime = self.proxy.core.apply(parse_config(config, "new.toml"))
+        return self.proxy.core.live.drainRemoved(runtime, 5)
+
+    def test_routeKept(self):
+        config = dict(self.config, pools=dict(self.config["pools"],
+                                              other={"targets": ["10.9.0.1:80"]}))
+        self.assertEqual(self.apply(config), 0)
+        self.proxy.reactor.advance(6)
+        self.client.send(b"still here")
+        self.assertTrue(self.backend.received().endswith(b"still here"))
+        self.assertFalse(self.client.transport.aborted)
+
+    def test_routeRemoved(self):
+        config = dict(self.config, pools={"other": {"targets": ["10.9.0.1:80"]}},
+                      routes=[{"path": "/", "pool": "other"}])
+        self.assertEqual(self.apply(config), 1)
+        self.proxy.reactor.advance(4)
+        self.client.send(b"draining")
+        self.assertTrue(self.backend.received().endswith(b"draining"))
+        self.proxy.reactor.advance(1.1)
+        self.assertTrue(self.client.transport.aborted)

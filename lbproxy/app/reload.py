@@ -47,7 +47,7 @@ log = Logger()
 #: Settings used by parts built once at start-up.
 _RESTART_SERVER_KEYS = (
     "workers", "access_log", "connect_timeout", "idle_timeout", "max_idle_per_target",
-    "listen_backlog", "proxy_protocol",
+    "listen_backlog", "proxy_protocol", "websocket_idle_timeout",
 )
 
 
@@ -63,6 +63,8 @@ def restart_only(old: Config, new: Config) -> List[str]:
         keys.append("tls")
     if old.demo != new.demo:
         keys.append("demo")
+    if getattr(old, "tcp", ()) != getattr(new, "tcp", ()):
+        keys.append("tcp")
     if (old.admin and old.admin.listen) != (new.admin and new.admin.listen):
         keys.append("admin.listen")
     return keys
