@@ -241,6 +241,8 @@ class ProxySIGHUPTests(SynchronousTestCase):
         The main process of C{workers > 1} passes SIGHUP on to its workers.
         """
         service = self.proxy(workers=2)
+        # The status lists the listeners the workers serve.
+        self.assertEqual(service.core.listeners, ("tcp:0:interface=127.0.0.1",))
         self.assertEqual(
             [name for name, _ in service.sighup.actions],
             ["configuration reload", "forward to workers"],

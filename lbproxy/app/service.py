@@ -250,6 +250,7 @@ class ProxyService(MultiService):
         descriptions = list(config.server.listen)
         if config.tls is not None:
             descriptions += list(config.tls.listen)
+        self.core.listeners = tuple(descriptions)
         self.sockets = ListeningSockets(
             descriptions, config.server.workers, config.server.listen_backlog
         )
