@@ -205,6 +205,8 @@ class ApplyTests(ReloadTestCase):
         self.assertEqual(outcome["targets_added"], ["web/10.0.0.3:80"])
         self.assertEqual(outcome["targets_removed"], ["old/10.0.9.1:80", "web/10.0.0.2:80"])
         self.assertEqual(outcome["listeners_opened"], ["tcp:8081"])
+        self.assertEqual(outcome["routes_added"], ["*/new -> web"])
+        self.assertEqual(outcome["routes_removed"], ["*/old -> old"])
         self.assertEqual(sorted(self.ports), ["tcp:8080", "tcp:8081"])
         self.assertEqual(self.core.listeners, ("tcp:8080", "tcp:8081"))
         self.assertEqual(self.core.configInfo.loadedAt, 100)

@@ -235,6 +235,8 @@ class Reloader:
             listeners_closed=closed,
             targets_added=sorted(after - before),
             targets_removed=sorted(before - after),
+            routes_added=[_route(r) for r in config.routes if r not in old.routes],
+            routes_removed=[_route(r) for r in old.routes if r not in config.routes],
             draining_connections=draining,
             restart_needed=restart_only(old, config),
         )
@@ -259,7 +261,8 @@ class Reloader:
                 outcome["restart_needed"])
         log.info(
             "reload ({source}) applied in {ms:.1f} ms: configuration {checksum}, "
-            "{routes} routes, {pools} pools; listeners opened: {opened}, closed: {closed}; "
+            "{routes} routes, {pools} pools; routes added or changed: {radded}, removed or "
+            "changed: {rremoved}; listeners opened: {opened}, closed: {closed}; "
             "targets added: {added}, removed: {removed}; {draining} connection(s) "
             "draining{extra}",
             source=outcome["source"], ms=outcome["seconds"] * 1000,
@@ -267,8 +270,16 @@ class Reloader:
             opened=_names(outcome["listeners_opened"]),
             closed=_names(outcome["listeners_closed"]),
             added=_names(outcome["targets_added"]), removed=_names(outcome["targets_removed"]),
+            radded=_names(outcome["routes_added"]), rremoved=_names(outcome["routes_removed"]),
             draining=outcome["draining_connections"], extra=extra,
         )
+
+
+def _route(route) -> str:
+    """
+    C{"host/path -> pool"} (C{"*"} for any host), for log lines.
+    """
+    return f"{route.host or '*'}{route.path} -> {route.pool}"
 
 
 def _names(items) -> str:
