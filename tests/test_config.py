@@ -1002,7 +1002,7 @@ class TopLevelTests(_Helpers):
             "rotues",
             "unknown key",
             'did you mean "routes"?',
-            "known: access, cache, demo, health, path_routes, pools, rate_limit, routes, server, targets, tcp, tls",
+            "known: access, admin, cache, demo, health, path_routes, pools, rate_limit, routes, server, targets, tcp, tls",
         )
 
     def test_empty(self) -> None:

@@ -213,7 +213,7 @@ class ProxySIGHUPTests(SynchronousTestCase):
         self.assertEqual(signals, [service.sighup])
         self.assertEqual(service.sighup.signum, signal.SIGHUP)
         self.assertEqual([name for name, _ in service.sighup.actions],
-                         ["access log reopen", "certificate reload"])
+                         ["configuration reload", "access log reopen", "certificate reload"])
 
     def test_failedReopenStillReloads(self) -> None:
         """
@@ -241,8 +241,49 @@ class ProxySIGHUPTests(SynchronousTestCase):
         The main process of C{workers > 1} passes SIGHUP on to its workers.
         """
         service = self.proxy(workers=2)
-        self.assertEqual([name for name, _ in service.sighup.actions], ["forward to workers"])
+        # The status lists the listeners the workers serve.
+        self.assertEqual(service.core.listeners, ("tcp:0:interface=127.0.0.1",))
+        self.assertEqual(
+            [name for name, _ in service.sighup.actions],
+            ["configuration reload", "forward to workers"],
+        )
         forwarded = []
         service.supervisor.signalWorkers = forwarded.append
         service.sighup.dispatch()
         self.assertEqual(forwarded, ["HUP"])
+
+
+class StopSignalsTests(SynchronousTestCase):
+    """
+    L{lbproxy.app.signals.StopSignals}: the first SIGTERM or SIGINT stops
+    gracefully, another one stops at once.
+    """
+
+    def test_firstThenSecond(self) -> None:
+        from lbproxy.app.signals import StopSignals
+
+        calls = []
+        installed = {}
+        reactor = MemoryReactorClock()
+        stops = StopSignals(reactor, lambda: calls.append("stop"), lambda: calls.append("abort"),
+                            installer=lambda signum, handler: installed.__setitem__(signum, handler))
+        stops.install()
+        self.assertEqual(sorted(installed), sorted([signal.SIGTERM, signal.SIGINT]))
+        stops.received(signal.SIGTERM)
+        self.assertEqual(calls, ["stop"])
+        stops.received(signal.SIGINT)
+        self.assertEqual(calls, ["stop", "abort"])
+
+    def test_stoppingOtherwise(self) -> None:
+        """
+        A stop that did not come from a signal (the main process went
+        away): a signal then stops at once.
+        """
+        from lbproxy.app.signals import StopSignals
+
+        calls = []
+        stops = StopSignals(MemoryReactorClock(), lambda: calls.append("stop"),
+                            lambda: calls.append("abort"), installer=lambda s, h: None)
+        stops.stopping = True
+        stops.received(signal.SIGTERM)
+        self.assertEqual(calls, ["abort"])

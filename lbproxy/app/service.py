@@ -7,38 +7,42 @@ L{MultiService}.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from typing import List, Optional, Sequence
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
-from twisted.internet.endpoints import AdoptedStreamServerEndpoint
+from twisted.internet.defer import gatherResults, maybeDeferred
 from twisted.internet.error import CannotListenError
 from twisted.protocols.haproxy import proxyEndpoint
-from twisted.python.failure import Failure
 
+from lbproxy.admin.mounts import PAGES
+from lbproxy.admin.root import admin_site
 from lbproxy.observe.accesslog import open_access_log
-from lbproxy.config import Config
+from lbproxy.config import Config, ConfigError
 from lbproxy.demo import demoSite
 from lbproxy.app.gctuning import freeze_startup_objects
-from lbproxy.app.listening import DEFAULT_BACKLOG, server_endpoint
+from lbproxy.app.listening import server_endpoint
 from lbproxy.app.parent import stop_reactor
 from lbproxy.app.wiring import ProxyCore
+from lbproxy.frontend.limits import ClientLimits
 from lbproxy.health.checker import probe_client
-from lbproxy.app.signals import SignalService
+from lbproxy.app.listeners import ListenerSet
+from lbproxy.app.reload import Reloader, read_text, reload_line
+from lbproxy.app.signals import SignalService, StopSignals
+from lbproxy.app.sockets import AdoptedPort, HealthFeedService, ListeningSockets, listen_error
+from lbproxy.app.watch import FileWatch
 from lbproxy.tls.passthrough import with_passthrough
 from lbproxy.relay.tcp import tcp_services
 from lbproxy.tls.edge import TLSEdge
 from lbproxy.tls.material import TLSMaterial
 from lbproxy.app.workers import (
-    HEALTH_FD,
+    STOP_GRACE,
     HealthFeed,
     WorkerSupervisor,
     announce_ready,
-    bind_listeners,
-    parse_tcp_listen,
+    overrides_line,
     state_line,
     worker_argv,
 )
@@ -51,6 +55,11 @@ class ProxyService(MultiService):
     @ivar resource: the L{ProxyResource} answering every request.
     @ivar connections: the backend L{ConnectionPool}.
     @ivar sighup: the L{SignalService} running the SIGHUP actions.
+    @ivar reloader: the L{Reloader} of the configuration file (in a worker,
+        applying what the main process sends).
+    @ivar proxyListeners: the services of the listeners serving traffic
+        (not the admin listener, not demo backends): closed first when
+        the service stops.
     """
 
     def __init__(
@@ -70,6 +79,9 @@ class ProxyService(MultiService):
             C{workers > 1}.
         """
         MultiService.__init__(self)
+        self.reactor = reactor
+        self.proxyListeners: List[Service] = []
+        self.stopSignals = StopSignals(reactor, self._stopReactor, self._stopNow)
         self.role = "worker" if listenFDs is not None else (
             "main" if config.server.workers > 1 else "single"
         )
@@ -91,6 +103,8 @@ class ProxyService(MultiService):
         self.registry = core.registry
         self.health = core.health
         self.health.setServiceParent(self)
+        if self.role != "worker":
+            self._startAdmin(config, reactor)
         if self.role != "worker" and config.tcp:
             # [[tcp]] services run in the single or main process, not workers.
             tcp_services(config, reactor, core, self._endpoint).setServiceParent(self)
@@ -102,25 +116,112 @@ class ProxyService(MultiService):
         plainSite = self.tls.plainSite(self.site, self.accessLog)
         listeners = [(description, plainSite) for description in server.listen]
         listeners += with_passthrough(config, reactor, core, self.tls.listeners(self.site))
+        core.listeners = tuple(description for description, _ in listeners)
+        for _, factory in listeners:
+            # Followed for reload drains and graceful shutdown: on the site
+            # itself, inside a TLS listener's TLSMemoryBIOFactory (itself in
+            # a PassthroughFactory with tls.passthrough).
+            factory = getattr(factory, "tlsFactory", factory)
+            getattr(factory, "wrappedFactory", factory).liveConnections = core.live
+        self.plainListeners = ListenerSet(
+            self, lambda description: self._proxiedEndpoint(reactor, description), plainSite
+        )
         if self.role == "worker":
             for fd, (description, factory) in zip(listenFDs, listeners):
-                AdoptedPort(reactor, fd, description, factory, server.proxy_protocol
-                            ).setServiceParent(self)
+                port = AdoptedPort(reactor, fd, description, factory, server.proxy_protocol)
+                port.setServiceParent(self)
+                self.proxyListeners.append(port)
+            # The main process validates a new file and sends it here.
+            self.reloader = Reloader(
+                core, reactor, config.path, apply=self._applyLimits, announce=False
+            )
             # The end of the health pipe: the main process is gone.
-            feed = HealthFeed(self.registry, parentGone=lambda: stop_reactor(reactor))
+            feed = HealthFeed(
+                self.registry,
+                parentGone=lambda: stop_reactor(reactor),
+                onReload=lambda path, text: self.reloader.reload("main process", text),
+                onOverrides=self._applyOverrides,
+            )
             HealthFeedService(reactor, feed).setServiceParent(self)
         else:
             for backend in config.demo:
                 self._listen(
                     reactor, backend.listen, demoSite(backend.name, backend.text, reactor)
                 )
-            for description, factory in listeners:
-                self._listen(reactor, description, factory, server.proxy_protocol)
+            for index, (description, factory) in enumerate(listeners):
+                service = self._listen(reactor, description, factory, server.proxy_protocol)
+                self.proxyListeners.append(service)
+                if index < len(server.listen):
+                    self.plainListeners.register(description, service)
+            self.reloader = Reloader(
+                core, reactor, config.path, listeners=self.plainListeners,
+                apply=self._applyLimits,
+            )
+            self._reloadTriggers(config, reactor)
         # SIGHUP: independent actions, each run even if one before failed.
         self.sighup = SignalService(signal.SIGHUP, reactor)
+        if self.role == "single":
+            self.sighup.add("configuration reload", lambda: self.reloader.reload("SIGHUP"))
         self.sighup.add("access log reopen", self.reopenAccessLog)
         self.sighup.add("certificate reload", self.reloadCertificates)
         self.sighup.setServiceParent(self)
+
+    def _reloadTriggers(self, config: Config, reactor) -> None:
+        """
+        C{POST /api/reload} and, with C{[server] watch}, changes of the file
+        reload it.
+        """
+        self.core.reloader = self.reloader
+        if config.server.watch:
+            FileWatch(config.path, self.reloader, reactor).setServiceParent(self)
+
+    def _applyLimits(self, config: Config) -> None:
+        """
+        A reloaded configuration's client limits, for the connections
+        accepted from now on.
+        """
+        limits = ClientLimits.fromServer(config.server)
+        for factory in (self.site, getattr(self.tls, "site", None)):
+            if factory is not None and hasattr(factory, "limits"):
+                factory.limits = limits
+
+    def _sendReload(self, path: str, text: str) -> None:
+        """
+        The main process of workers: every worker applies the text it
+        validated, then gets the health states of its (new) targets.
+        """
+        self.configText = text
+        self.supervisor.broadcast(reload_line(path, text))
+        for line in self.health.snapshot():
+            self.supervisor.broadcast(line)
+
+    def _sendOverrides(self, overrides) -> None:
+        """
+        The main process of workers: the admin API changed something; every
+        worker applies the same changes, then gets the health states.
+        """
+        self.supervisor.broadcast(overrides_line(overrides.dump()))
+        for line in self.health.snapshot():
+            self.supervisor.broadcast(line)
+
+    def _applyOverrides(self, data: dict) -> None:
+        """
+        In a worker: the admin API's changes, as the main process has them.
+        """
+        self.core.overrides.load(data)
+        self.core.rebuild()
+
+    def _startAdmin(self, config: Config, reactor) -> None:
+        """
+        The admin listener (C{[admin]}), if configured: status, admin API
+        and the pages of L{lbproxy.admin.mounts.PAGES}.  With workers, the
+        main process runs it.
+        """
+        admin = config.admin
+        if admin is None:
+            return
+        self.adminSite = admin_site(self.core, reactor, PAGES)
+        self._listen(reactor, admin.listen, self.adminSite)
 
     def reopenAccessLog(self) -> None:
         """
@@ -149,24 +250,39 @@ class ProxyService(MultiService):
         descriptions = list(config.server.listen)
         if config.tls is not None:
             descriptions += list(config.tls.listen)
+        self.core.listeners = tuple(descriptions)
         self.sockets = ListeningSockets(
             descriptions, config.server.workers, config.server.listen_backlog
         )
         self.sockets.setServiceParent(self)
         health = self.health
+        #: The text of the configuration in service, for workers started
+        #: later (the file may have changed since, even to an invalid one).
+        try:
+            self.configText: Optional[str] = read_text(config.path)
+        except ConfigError:
+            # Not from a file (tests): the workers read it themselves.
+            self.configText = None
         self.supervisor = WorkerSupervisor(
             config.server.workers,
             worker_argv(config.path),
             self.sockets.sockets,
             reactor,
             spawn,
-            snapshot=health.snapshot,
+            snapshot=lambda: [overrides_line(self.core.overrides.dump())] + health.snapshot(),
+            stopGrace=config.server.drain_timeout + STOP_GRACE,
+            configText=(lambda: self.configText) if self.configText is not None else None,
         )
         health.onChange = lambda entry: self.supervisor.broadcast(
             state_line(entry.ident, entry.up)
         )
         self.supervisor.setServiceParent(self)
+        # Validated here once; the workers apply the text (_sendReload).
+        self.reloader = Reloader(self.core, reactor, config.path, workers=self._sendReload)
+        self.core.onApiChange = self._sendOverrides
+        self._reloadTriggers(config, reactor)
         self.sighup = SignalService(signal.SIGHUP, reactor)
+        self.sighup.add("configuration reload", lambda: self.reloader.reload("SIGHUP"))
         self.sighup.add("forward to workers", lambda: self.supervisor.signalWorkers("HUP"))
         self.sighup.setServiceParent(self)
         # The access log is the workers' to write.
@@ -178,12 +294,22 @@ class ProxyService(MultiService):
         # A real backlog (server.listen_backlog), not Twisted's 50.
         return server_endpoint(reactor, description, self.config.server.listen_backlog)
 
-    def _listen(self, reactor, description: str, factory, proxyProtocol: bool = False) -> None:
+    def _proxiedEndpoint(self, reactor, description: str, proxyProtocol: Optional[bool] = None):
+        """
+        L{_endpoint}, behind the PROXY protocol when C{proxyProtocol} (by
+        default C{server.proxy_protocol}).
+        """
         endpoint = self._endpoint(reactor, description)
-        if proxyProtocol:
+        if self.config.server.proxy_protocol if proxyProtocol is None else proxyProtocol:
             # Twisted's PROXY protocol (v1 and v2) support: the connection's
             # peer becomes the client address the header names.
             endpoint = proxyEndpoint(endpoint)
+        return endpoint
+
+    def _listen(
+        self, reactor, description: str, factory, proxyProtocol: bool = False
+    ) -> StreamServerEndpointService:
+        endpoint = self._proxiedEndpoint(reactor, description, proxyProtocol)
         service = StreamServerEndpointService(endpoint, factory)
         # Fail start-up when a port cannot be bound, instead of logging
         # the error and running without the listener.  Private to Twisted
@@ -193,6 +319,7 @@ class ProxyService(MultiService):
         service._raiseSynchronously = True
         service.description = description
         service.setServiceParent(self)
+        return service
 
     def privilegedStartService(self) -> None:
         try:
@@ -208,11 +335,49 @@ class ProxyService(MultiService):
         freeze_startup_objects()
         if self.role == "worker":
             announce_ready()
+        # After the reactor's own handlers, which it installs as it starts.
+        self.reactor.callWhenRunning(self.stopSignals.install)
+
+    def _stopNow(self) -> None:
+        """
+        A second SIGTERM or SIGINT: cut what is still draining.
+        """
+        if self.role == "main":
+            self.supervisor.signalWorkers("TERM")
+        else:
+            self.core.live.abortAll()
+
+    def _stopReactor(self) -> None:
+        from twisted.internet.error import ReactorNotRunning
+
+        try:
+            self.reactor.stop()
+        except ReactorNotRunning:
+            pass
 
     def stopService(self):
-        d = MultiService.stopService(self)
+        """
+        Graceful shutdown: stop accepting at once, let the requests in
+        flight finish (up to C{server.drain_timeout}) while idle
+        connections close, then stop the rest.  SIGTERM or SIGINT again
+        cuts what is left at once.
+        """
+        self.stopSignals.stopping = True
         if self.role == "main":
-            return d
+            # The workers drain (the supervisor gives them drain_timeout).
+            return MultiService.stopService(self)
+        live = self.core.live
+        listeners = self.proxyListeners + [
+            service for service in self.plainListeners.services()
+            if service not in self.proxyListeners
+        ]
+        closing = [
+            maybeDeferred(service.disownServiceParent)
+            for service in listeners if service.parent is self
+        ]
+        d = gatherResults(closing, consumeErrors=True)
+        d.addBoth(lambda _: live.shutdown(self.config.server.drain_timeout))
+        d.addBoth(lambda _: MultiService.stopService(self))
 
         def closed(result):
             self.connections.closeAll()
@@ -221,96 +386,3 @@ class ProxyService(MultiService):
             return result
 
         return d.addBoth(closed)
-
-
-class ListeningSockets(Service):
-    """
-    The main process's listening sockets, bound before anything starts (so
-    a port in use stops start-up) and passed to every worker.
-    """
-
-    def __init__(
-        self, descriptions: Sequence[str], workers: int = 1, backlog: int = DEFAULT_BACKLOG
-    ) -> None:
-        self.descriptions = list(descriptions)
-        self.workers = workers
-        #: Each socket's listen backlog, unless its description sets one.
-        self.backlog = backlog
-        #: For each description, its sockets (L{bind_listeners}).
-        self.sockets: List[List] = []
-
-    def privilegedStartService(self) -> None:
-        Service.privilegedStartService(self)
-        for description in self.descriptions:
-            try:
-                self.sockets.append(bind_listeners(description, self.workers, self.backlog))
-            except OSError as e:
-                family, interface, port, _ = parse_tcp_listen(description)
-                raise CannotListenError(interface, port, e)
-
-
-class AdoptedPort(Service):
-    """
-    In a worker: serve C{factory} on a listening socket inherited from the
-    main process.
-    """
-
-    def __init__(self, reactor, fd: int, description: str, factory, proxyProtocol: bool) -> None:
-        # The endpoint adopts the socket (reactor.adoptStreamPort) and then
-        # closes C{fd}: the port has its own duplicate of the descriptor.
-        endpoint = AdoptedStreamServerEndpoint(reactor, fd, parse_tcp_listen(description)[0])
-        self._endpoint = proxyEndpoint(endpoint) if proxyProtocol else endpoint
-        self._factory = factory
-        self.port = None
-
-    def startService(self) -> None:
-        Service.startService(self)
-        # Adopting a socket is synchronous: the Deferred has fired already.
-        result: list = []
-        self._endpoint.listen(self._factory).addBoth(result.append)
-        if isinstance(result[0], Failure):
-            result[0].raiseException()
-        self.port = result[0]
-
-    def stopService(self):
-        Service.stopService(self)
-        if self.port is not None:
-            return self.port.stopListening()
-
-
-class HealthFeedService(Service):
-    """
-    In a worker: read the main process's health states from L{HEALTH_FD}.
-
-    The pipe's end while the service runs means the main process is gone:
-    the feed's C{parentGone} is called then, not when the reactor closes
-    the pipe at shutdown.
-    """
-
-    def __init__(self, reactor, feed) -> None:
-        self._reactor = reactor
-        self._feed = feed
-        self._reader = None
-        self._parentGone = feed.parentGone
-        feed.parentGone = self._ended
-
-    def startService(self) -> None:
-        Service.startService(self)
-        from twisted.internet import stdio
-
-        self._reader = stdio.StandardIO(
-            self._feed, stdin=HEALTH_FD, stdout=os.open(os.devnull, os.O_WRONLY),
-            reactor=self._reactor,
-        )
-
-    def _ended(self) -> None:
-        if self.running:
-            self._parentGone()
-
-
-def listen_error(error: CannotListenError) -> str:
-    """
-    One line for an operator: which address could not be bound, and why.
-    """
-    reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
-    return "cannot listen on %s:%s: %s" % (error.interface or "*", error.port, reason)

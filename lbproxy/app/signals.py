@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-__all__ = ["SignalService", "signal_name"]
+__all__ = ["SignalService", "StopSignals", "signal_name"]
 
 log = Logger()
 
@@ -116,3 +116,52 @@ class SignalService(Service):
         Service.stopService(self)
         previous, self._previous = self._previous, None
         self._install(self.signum, previous if previous is not None else _signal.SIG_DFL)
+
+
+class StopSignals:
+    """
+    SIGTERM and SIGINT: the first stops gracefully (C{stop}, the reactor's
+    stop, which stops the services: they drain), and the process exits 0
+    once done; another, while stopping, cuts what is left (C{abort}).
+
+    Installed once the reactor runs, in place of the reactor's own
+    handlers, which would make twistd end by killing itself with the
+    signal (status 143), and answer a second signal only by asking again
+    for the stop already under way.
+    """
+
+    def __init__(
+        self,
+        reactor,
+        stop: Callable[[], Any],
+        abort: Callable[[], Any],
+        signums: Sequence[int] = (_signal.SIGTERM, _signal.SIGINT),
+        installer: Optional[Callable[[int, Any], Any]] = None,
+    ) -> None:
+        self._reactor = reactor
+        self._stop = stop
+        self._abort = abort
+        self._signums = tuple(signums)
+        self._install = installer or _signal.signal
+        #: Whether a stop has begun (by a signal or otherwise).
+        self.stopping = False
+
+    def install(self) -> None:
+        for signum in self._signums:
+            self._install(signum, self._handler)
+
+    def _handler(self, signum, frame) -> None:
+        self._reactor.callFromThread(self.received, signum)
+
+    def received(self, signum: int) -> None:
+        """
+        C{signum} arrived (called in the reactor loop).
+        """
+        if self.stopping:
+            log.warn("{signal} again: stopping now", signal=signal_name(signum))
+            self._abort()
+            return
+        self.stopping = True
+        log.info("{signal}: stopping gracefully (again to stop at once)",
+                 signal=signal_name(signum))
+        self._stop()

@@ -17,6 +17,7 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
 from lbproxy.config.access import AccessConfig, parse_access
+from lbproxy.config.admin import AdminConfig, check_admin_listen, parse_admin
 from lbproxy.config.cache import CacheConfig, parse_cache
 from lbproxy.config.demo import DemoBackend, parse_demos
 from lbproxy.config.errors import ConfigError, quote
@@ -36,6 +37,7 @@ __all__ = ["Config", "load_config", "parse_config"]
 
 _TOP_KEYS = (
     "access",
+    "admin",
     "cache",
     "demo",
     "health",
@@ -67,6 +69,7 @@ class Config:
     @ivar tls: The C{[tls]} listeners, or L{None}.
     @ivar access: The global C{[access]} rules, or L{None}.
     @ivar rate_limit: The global C{[rate_limit]}, or L{None}.
+    @ivar admin: The C{[admin]} listener, or L{None} (none runs).
     @ivar tcp: The C{[[tcp]]} services.
     @ivar cache: The C{[cache]} settings (defaults when absent).
     """
@@ -80,6 +83,7 @@ class Config:
     tls: Optional[TLSConfig] = None
     access: Optional[AccessConfig] = None
     rate_limit: Optional[RateLimitConfig] = None
+    admin: Optional[AdminConfig] = None
     tcp: Tuple[TCPService, ...] = ()
     cache: CacheConfig = CacheConfig()
 
@@ -180,6 +184,13 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
         rate_limit = parse_rate_limit(top["rate_limit"], "rate_limit", reader)
     cache = parse_cache(top["cache"], "cache", reader) if "cache" in top else CacheConfig()
 
+    admin = None
+    if "admin" in top:
+        admin = parse_admin(top["admin"], "admin", reader)
+        if tls is not None:
+            used.update({d: f"tls.listen[{i}]" for i, d in enumerate(tls.listen)})
+        check_admin_listen(admin, used, reader)
+
     return Config(
         path=path,
         server=server,
@@ -190,6 +201,7 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
         tls=tls,
         access=access,
         rate_limit=rate_limit,
+        admin=admin,
         tcp=tcp,
         cache=cache,
     )

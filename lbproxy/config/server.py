@@ -26,6 +26,7 @@ _SERVER_KEYS = (
     "client_request_timeout",
     "connect_timeout",
     "default_pool",
+    "drain_timeout",
     "encoded_slashes",
     "forwarded_header",
     "health_endpoint",
@@ -44,6 +45,7 @@ _SERVER_KEYS = (
     "request_id_header",
     "response_timeout",
     "trusted_proxies",
+    "watch",
     "websocket_idle_timeout",
     "workers",
 )
@@ -55,6 +57,7 @@ _TIMEOUTS = (
     "client_body_timeout",
     "client_request_timeout",
     "keepalive_timeout",
+    "drain_timeout",
     "websocket_idle_timeout",
 )
 #: Client limits, with their smallest value.
@@ -120,6 +123,10 @@ class ServerConfig:
         closed.
     @ivar workers: Processes serving the listeners (C{"auto"} in the file:
         one per CPU); more than one needs C{tcp:} listen strings.
+    @ivar drain_timeout: Seconds requests in flight (and connections on a
+        route or pool a reload removed) get to finish at shutdown or
+        after a reload, before they are closed.
+    @ivar watch: Reload when the configuration file changes.
     """
 
     listen: Tuple[str, ...] = ("tcp:8080",)
@@ -146,6 +153,8 @@ class ServerConfig:
     proxy_protocol: bool = False
     workers: int = 1
     listen_backlog: int = 511
+    drain_timeout: float = 30.0
+    watch: bool = False
     http2: Http2Config = Http2Config()
     websocket_idle_timeout: float = 3600.0
 
@@ -197,6 +206,8 @@ def parse_server(value: Any, key: str, reader: Reader) -> ServerConfig:
         settings["proxy_protocol"] = reader.boolean(
             table["proxy_protocol"], child_key(key, "proxy_protocol")
         )
+    if "watch" in table:
+        settings["watch"] = reader.boolean(table["watch"], child_key(key, "watch"))
     if "health_endpoint" in table:
         endpoint = table["health_endpoint"]
         settings["health_endpoint"] = (

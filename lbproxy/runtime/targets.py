@@ -76,6 +76,7 @@ class TargetState:
     @ivar up: whether it may be picked: its health's C{available}, kept so
         by the health checker (and a worker's health feed).
     @ivar inflight: requests in progress on it, maintained by the proxy.
+    @ivar requests: requests sent to it, ever (each attempt counts).
     @ivar rampStart: when its slow-start ramp began, or L{None}.
     @ivar rampLength: the length of that ramp in seconds.
     @ivar pools: the names of the pools of the newest runtime that refer
@@ -97,8 +98,8 @@ class TargetState:
     """
 
     __slots__ = (
-        "target", "key", "ident", "health", "up", "inflight", "rampStart", "rampLength",
-        "pools", "queues", "retired", "score", "latency", "probeBody",
+        "target", "key", "ident", "health", "up", "inflight", "requests", "rampStart",
+        "rampLength", "pools", "queues", "retired", "score", "latency", "probeBody",
         "factors",
     )
 
@@ -115,6 +116,7 @@ class TargetState:
         self.health = health
         self.up = True
         self.inflight = 0
+        self.requests = 0
         self.rampStart: Optional[float] = None
         self.rampLength = 0.0
         self.pools: Tuple[str, ...] = ()
