@@ -11,6 +11,8 @@ from lbproxy.config import Config
 from lbproxy.frontend.http import ProxySite
 from lbproxy.frontend.limits import ClientLimits
 from lbproxy.health.checker import HealthChecker
+from lbproxy.observe.counters import Metrics
+from lbproxy.observe.rejections import RejectionRecorder
 from lbproxy.pipeline.resource import ProxyResource
 from lbproxy.runtime.services import Services
 from lbproxy.runtime.snapshot import Runtime, build_runtime
@@ -34,6 +36,7 @@ class ProxyCore:
     @ivar registry: the L{TargetRegistry}.
     @ivar health: the L{HealthChecker} (a service for the caller to start).
     @ivar services: the L{Services} every runtime's chains are built with.
+    @ivar metrics: the process's L{Metrics} (kept across reloads).
     @ivar resource: the L{ProxyResource} serving the current runtime.
     @ivar site: the L{ProxySite} for the listeners.
     """
@@ -69,11 +72,15 @@ class ProxyCore:
         )
         self.registry = TargetRegistry(probing=probing)
         self.health = HealthChecker(self.registry, reactor, probeClient)
-        self.services = Services(reactor, self.connections, self.health, accessLog)
+        self.metrics = Metrics()
+        self.services = Services(
+            reactor, self.connections, self.health, accessLog, self.metrics
+        )
         self.resource = ProxyResource(self.build(config), reactor)
         self.site = ProxySite(
             self.resource, limits=ClientLimits.fromServer(server), reactor=reactor
         )
+        self.site.onReject = RejectionRecorder(self.metrics, accessLog, reactor)
 
     @property
     def runtime(self) -> Runtime:

@@ -135,6 +135,7 @@ class Chain:
         for hook in self.headHooks:
             headers = hook(context, headers)
         context.status = reply.code
+        context.local = True
         context.sent = local_response(request, reply.code, reply.phrase, headers, reply.body)
 
     def reply(self, context: RequestContext, reply: LocalReply) -> None:

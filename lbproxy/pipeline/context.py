@@ -86,13 +86,21 @@ class RequestContext:
         response.
     @ivar status: the status sent (499: the client went away).
     @ivar sent: response body bytes sent.
+    @ivar local: whether lbproxy answered itself (L{Chain.respondLocally}).
+    @ivar entry: the registry entry (L{lbproxy.runtime.targets.TargetState})
+        of the last target tried, or L{None}.
+    @ivar tries: targets tried (a retry on a fresh connection counts).
+    @ivar upstreamStart: when the first target was picked, or L{None}.
+    @ivar connected: when the last attempt had its connection, or L{None}.
+    @ivar firstByte: when the backend's response head arrived, or L{None}.
     """
 
     __slots__ = (
         "request", "runtime", "start", "chain", "hostHeader", "host", "rawPath", "query",
         "path", "target", "peer", "clientIp", "trusted", "route", "pairs", "origin",
         "requestId", "preflight", "proto", "variables", "headers", "pool", "upstream",
-        "upstreamTime", "status", "sent",
+        "upstreamTime", "status", "sent", "local", "entry", "tries", "upstreamStart",
+        "connected", "firstByte",
     )
 
     def __init__(self, request, runtime, start: float) -> None:
@@ -124,6 +132,12 @@ class RequestContext:
         self.upstreamTime: Optional[float] = None
         self.status = 0
         self.sent = 0
+        self.local = False
+        self.entry = None
+        self.tries = 0
+        self.upstreamStart: Optional[float] = None
+        self.connected: Optional[float] = None
+        self.firstByte: Optional[float] = None
 
     def __repr__(self) -> str:
         return f"<RequestContext {self.request.method!r} {self.request.uri!r}>"

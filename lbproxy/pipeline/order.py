@@ -37,6 +37,7 @@ from lbproxy.stages.forwarded import Forwarded
 from lbproxy.stages.headerrules import HeaderRulesStage
 from lbproxy.stages.headerscan import ScanHeaders
 from lbproxy.stages.healthendpoint import HealthEndpoint
+from lbproxy.stages.metrics import metrics_stage
 from lbproxy.stages.misdirected import Misdirected
 from lbproxy.stages.path import NormalizePath
 from lbproxy.stages.ratelimit import RateLimit
@@ -181,6 +182,7 @@ ORDER: Tuple[Tuple[str, frozenset, Factory], ...] = (
     ("header_rules", _ROUTED, _header_rules),
     ("forwarded", _ROUTED, lambda s: Forwarded()),
     ("access_log", _ALL, lambda s: s.shared.accessLog),
+    ("metrics", _ALL, metrics_stage),
 )
 
 

@@ -17,12 +17,16 @@ class Services:
     @ivar health: the L{lbproxy.health.checker.HealthChecker} told of
         passive failures, or L{None}.
     @ivar accessLog: the L{lbproxy.observe.accesslog.AccessLog}, or L{None}.
+    @ivar metrics: the L{lbproxy.observe.counters.Metrics}, or L{None}.
     """
 
-    __slots__ = ("clock", "connections", "health", "accessLog")
+    __slots__ = ("clock", "connections", "health", "accessLog", "metrics")
 
-    def __init__(self, clock, connections=None, health=None, accessLog=None) -> None:
+    def __init__(
+        self, clock, connections=None, health=None, accessLog=None, metrics=None
+    ) -> None:
         self.clock = clock
         self.connections = connections
         self.health = health
         self.accessLog = accessLog
+        self.metrics = metrics

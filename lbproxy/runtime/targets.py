@@ -19,6 +19,7 @@ import hashlib
 from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Tuple
 
 from lbproxy.health.state import TargetHealth, probe_path
+from lbproxy.observe.counters import TargetCounters
 
 if TYPE_CHECKING:
     from lbproxy.config import HealthConfig, Target
@@ -85,12 +86,13 @@ class TargetState:
         in-flight count is shared, so a request ending on it wakes the
         oldest waiter of each, not only of its own pool's queue.
     @ivar retired: whether the newest runtime no longer refers to it: the
-        requests still on it finish, nothing probes it any more.
+        requests still on it finish, nothing probes it any more.    @ivar counters: its L{TargetCounters} (requests, errors, latencies,
+        probe times, state changes) for the metrics and the status page.
     """
 
     __slots__ = (
         "target", "key", "ident", "health", "up", "inflight", "rampStart", "rampLength",
-        "pools", "queues", "retired",
+        "pools", "queues", "retired", "counters",
     )
 
     def __init__(
@@ -111,6 +113,7 @@ class TargetState:
         self.pools: Tuple[str, ...] = ()
         self.queues: Tuple[object, ...] = ()
         self.retired = False
+        self.counters = TargetCounters()
 
     def startRamp(self, now: float, length: float) -> None:
         """

@@ -1,0 +1,53 @@
+# -*- test-case-name: tests.test_metrics -*-
+"""
+C{GET /metrics}: the Prometheus exposition of a collector registry, for
+the admin listener.  The collectors run when the page is asked for.
+"""
+
+from __future__ import annotations
+
+from prometheus_client.exposition import choose_encoder
+from twisted.web.resource import Resource
+
+from lbproxy.observe.collectors import ProxyCollector, metrics_registry
+
+__all__ = ["MetricsResource", "metrics_resource"]
+
+
+class MetricsResource(Resource):
+    """
+    The text format (or OpenMetrics when the scraper asks for it).
+    """
+
+    isLeaf = True
+
+    def __init__(self, registry) -> None:
+        """
+        @param registry: a C{prometheus_client} C{CollectorRegistry}.
+        """
+        Resource.__init__(self)
+        self._registry = registry
+
+    def render_GET(self, request) -> bytes:
+        accept = request.getHeader(b"accept")
+        encoder, contentType = choose_encoder(accept.decode("latin-1") if accept else None)
+        request.setHeader(b"Content-Type", contentType.encode("ascii"))
+        request.setHeader(b"Cache-Control", b"no-store")
+        return encoder(self._registry)
+
+    render_HEAD = render_GET
+
+
+def metrics_resource(core, clock, connections=lambda: ()) -> MetricsResource:
+    """
+    The C{/metrics} resource of a proxy.
+
+    @param core: the L{lbproxy.app.wiring.ProxyCore} (its metrics, target
+        registry and current runtime).
+    @param connections: the open client connections per listener
+        (C{(listener, protocol, count)}).
+    """
+    collector = ProxyCollector(
+        core.metrics, core.registry, lambda: core.runtime, clock, connections
+    )
+    return MetricsResource(metrics_registry(collector, core.metrics))
