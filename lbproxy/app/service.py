@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from typing import List, Optional, Sequence
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
 from twisted.internet.endpoints import AdoptedStreamServerEndpoint
 from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
 from twisted.protocols.haproxy import proxyEndpoint
 from twisted.python.failure import Failure
 
@@ -24,7 +24,9 @@ from lbproxy.config import Config
 from lbproxy.demo import demoSite
 from lbproxy.app.gctuning import freeze_startup_objects
 from lbproxy.app.listening import DEFAULT_BACKLOG, server_endpoint
+from lbproxy.app.notify import sd_notify
 from lbproxy.app.parent import stop_reactor
+from lbproxy.app.startup import StartupReport, startup_line
 from lbproxy.app.wiring import ProxyCore
 from lbproxy.health.checker import probe_client
 from lbproxy.app.signals import SignalService
@@ -40,6 +42,8 @@ from lbproxy.app.workers import (
     state_line,
     worker_argv,
 )
+
+log = Logger()
 
 
 class ProxyService(MultiService):
@@ -58,6 +62,9 @@ class ProxyService(MultiService):
         tls: Optional[TLSMaterial] = None,
         listenFDs: Optional[Sequence[int]] = None,
         spawn=None,
+        daemon: bool = False,
+        report: Optional[StartupReport] = None,
+        environ=None,
     ) -> None:
         """
         @param tls: The certificates and keys C{twistd lbproxy} read while
@@ -66,6 +73,10 @@ class ProxyService(MultiService):
             sockets, in the order of C{server.listen} then C{tls.listen}.
         @param spawn: C{reactor.spawnProcess}, for the main process of
             C{workers > 1}.
+        @param daemon: whether twistd runs as a daemon (C{access_log = "-"}
+            then goes to the twistd log).
+        @param report: ends a failed start-up (L{StartupReport}).
+        @param environ: the environment, for systemd's C{NOTIFY_SOCKET}.
         """
         MultiService.__init__(self)
         self.role = "worker" if listenFDs is not None else (
@@ -74,7 +85,9 @@ class ProxyService(MultiService):
         server = config.server
         self.config = config
         self.tls = TLSEdge(config, reactor, tls)
-        self.accessLog = open_access_log(server.access_log)
+        self.accessLog = open_access_log(server.access_log, server.access_log_format, daemon)
+        self.report = report or StartupReport()
+        self.environ = environ or {}
         # Workers probe nothing: the main process does, once, and sends
         # them the states.
         self.core = core = ProxyCore(
@@ -131,7 +144,9 @@ class ProxyService(MultiService):
 
         @return: Whether the new ones are in use.
         """
-        return self.tls.reloader.reload()
+        reloaded = self.tls.reloader.reload()
+        self.core.metrics.reloaded("certificates", "success" if reloaded else "failure")
+        return reloaded
 
     def _superviseWorkers(self, config: Config, reactor, spawn) -> None:
         """
@@ -190,8 +205,7 @@ class ProxyService(MultiService):
         try:
             MultiService.privilegedStartService(self)
         except CannotListenError as e:
-            sys.stderr.write("lbproxy: %s\n" % (listen_error(e),))
-            raise SystemExit(1) from None
+            self.report.fail(listen_error(e))
 
     def startService(self) -> None:
         MultiService.startService(self)
@@ -200,6 +214,11 @@ class ProxyService(MultiService):
         freeze_startup_objects()
         if self.role == "worker":
             announce_ready()
+        else:
+            # The listeners are bound (privilegedStartService): say so.
+            line = startup_line(self.config, self.role)
+            log.info("{line}", line=line)
+            sd_notify("READY=1\nSTATUS=" + line, self.environ)
 
     def stopService(self):
         d = MultiService.stopService(self)
