@@ -955,7 +955,7 @@ class TopLevelTests(_Helpers):
             "rotues",
             "unknown key",
             'did you mean "routes"?',
-            "known: access, demo, health, path_routes, pools, rate_limit, routes, server, targets, tls",
+            "known: access, admin, demo, health, path_routes, pools, rate_limit, routes, server, targets, tls",
         )
 
     def test_empty(self) -> None:

@@ -213,7 +213,7 @@ class ProxySIGHUPTests(SynchronousTestCase):
         self.assertEqual(signals, [service.sighup])
         self.assertEqual(service.sighup.signum, signal.SIGHUP)
         self.assertEqual([name for name, _ in service.sighup.actions],
-                         ["access log reopen", "certificate reload"])
+                         ["configuration reload", "access log reopen", "certificate reload"])
 
     def test_failedReopenStillReloads(self) -> None:
         """
@@ -241,7 +241,10 @@ class ProxySIGHUPTests(SynchronousTestCase):
         The main process of C{workers > 1} passes SIGHUP on to its workers.
         """
         service = self.proxy(workers=2)
-        self.assertEqual([name for name, _ in service.sighup.actions], ["forward to workers"])
+        self.assertEqual(
+            [name for name, _ in service.sighup.actions],
+            ["configuration reload", "forward to workers"],
+        )
         forwarded = []
         service.supervisor.signalWorkers = forwarded.append
         service.sighup.dispatch()

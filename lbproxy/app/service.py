@@ -13,12 +13,15 @@ from typing import List, Optional, Sequence
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
+from twisted.internet.defer import gatherResults, maybeDeferred
 from twisted.internet.endpoints import AdoptedStreamServerEndpoint
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.protocols.haproxy import proxyEndpoint
 from twisted.python.failure import Failure
 
+from lbproxy.admin.mounts import PAGES
+from lbproxy.admin.root import admin_site
 from lbproxy.observe.accesslog import open_access_log
 from lbproxy.config import Config
 from lbproxy.demo import demoSite
@@ -28,12 +31,17 @@ from lbproxy.app.notify import sd_notify
 from lbproxy.app.parent import stop_reactor
 from lbproxy.app.startup import StartupReport, startup_line
 from lbproxy.app.wiring import ProxyCore
+from lbproxy.frontend.limits import ClientLimits
 from lbproxy.health.checker import probe_client
-from lbproxy.app.signals import SignalService
+from lbproxy.app.listeners import ListenerSet
+from lbproxy.app.reload import Reloader, reload_line
+from lbproxy.app.signals import SecondSignal, SignalService
+from lbproxy.app.watch import FileWatch
 from lbproxy.tls.edge import TLSEdge
 from lbproxy.tls.material import TLSMaterial
 from lbproxy.app.workers import (
     HEALTH_FD,
+    STOP_GRACE,
     HealthFeed,
     WorkerSupervisor,
     announce_ready,
@@ -53,6 +61,11 @@ class ProxyService(MultiService):
     @ivar resource: the L{ProxyResource} answering every request.
     @ivar connections: the backend L{ConnectionPool}.
     @ivar sighup: the L{SignalService} running the SIGHUP actions.
+    @ivar reloader: the L{Reloader} of the configuration file (in a worker,
+        applying what the main process sends).
+    @ivar proxyListeners: the services of the listeners serving traffic
+        (not the admin listener, not demo backends): closed first when
+        the service stops.
     """
 
     def __init__(
@@ -79,6 +92,8 @@ class ProxyService(MultiService):
         @param environ: the environment, for systemd's C{NOTIFY_SOCKET}.
         """
         MultiService.__init__(self)
+        self.reactor = reactor
+        self.proxyListeners: List[Service] = []
         self.role = "worker" if listenFDs is not None else (
             "main" if config.server.workers > 1 else "single"
         )
@@ -102,6 +117,8 @@ class ProxyService(MultiService):
         self.registry = core.registry
         self.health = core.health
         self.health.setServiceParent(self)
+        if self.role != "worker":
+            self._startAdmin(config, reactor)
         if self.role == "main":
             self._superviseWorkers(config, reactor, spawn or reactor.spawnProcess)
             return
@@ -110,25 +127,91 @@ class ProxyService(MultiService):
         plainSite = self.tls.plainSite(self.site, self.accessLog)
         listeners = [(description, plainSite) for description in server.listen]
         listeners += self.tls.listeners(self.site)
+        core.listeners = tuple(description for description, _ in listeners)
+        for _, factory in listeners:
+            # Followed for reload drains and graceful shutdown.
+            factory.liveConnections = core.live
+        self.plainListeners = ListenerSet(
+            self, lambda description: self._endpoint(reactor, description), plainSite
+        )
         if self.role == "worker":
             for fd, (description, factory) in zip(listenFDs, listeners):
-                AdoptedPort(reactor, fd, description, factory, server.proxy_protocol
-                            ).setServiceParent(self)
+                port = AdoptedPort(reactor, fd, description, factory, server.proxy_protocol)
+                port.setServiceParent(self)
+                self.proxyListeners.append(port)
+            # The main process validates a new file and sends it here.
+            self.reloader = Reloader(
+                core, reactor, config.path, apply=self._applyLimits, announce=False
+            )
             # The end of the health pipe: the main process is gone.
-            feed = HealthFeed(self.registry, parentGone=lambda: stop_reactor(reactor))
+            feed = HealthFeed(
+                self.registry,
+                parentGone=lambda: stop_reactor(reactor),
+                onReload=lambda path, text: self.reloader.reload("main process", text),
+            )
             HealthFeedService(reactor, feed).setServiceParent(self)
         else:
             for backend in config.demo:
                 self._listen(
                     reactor, backend.listen, demoSite(backend.name, backend.text, reactor)
                 )
-            for description, factory in listeners:
-                self._listen(reactor, description, factory, server.proxy_protocol)
+            for index, (description, factory) in enumerate(listeners):
+                service = self._listen(reactor, description, factory, server.proxy_protocol)
+                self.proxyListeners.append(service)
+                if index < len(server.listen):
+                    self.plainListeners.register(description, service)
+            self.reloader = Reloader(
+                core, reactor, config.path, listeners=self.plainListeners,
+                apply=self._applyLimits,
+            )
+            self._reloadTriggers(config, reactor)
         # SIGHUP: independent actions, each run even if one before failed.
         self.sighup = SignalService(signal.SIGHUP, reactor)
+        if self.role == "single":
+            self.sighup.add("configuration reload", lambda: self.reloader.reload("SIGHUP"))
         self.sighup.add("access log reopen", self.reopenAccessLog)
         self.sighup.add("certificate reload", self.reloadCertificates)
         self.sighup.setServiceParent(self)
+
+    def _reloadTriggers(self, config: Config, reactor) -> None:
+        """
+        C{POST /api/reload} and, with C{[server] watch}, changes of the file
+        reload it.
+        """
+        self.core.reloader = self.reloader
+        if config.server.watch:
+            FileWatch(config.path, self.reloader, reactor).setServiceParent(self)
+
+    def _applyLimits(self, config: Config) -> None:
+        """
+        A reloaded configuration's client limits, for the connections
+        accepted from now on.
+        """
+        limits = ClientLimits.fromServer(config.server)
+        for factory in (self.site, getattr(self.tls, "site", None)):
+            if factory is not None and hasattr(factory, "limits"):
+                factory.limits = limits
+
+    def _sendReload(self, path: str, text: str) -> None:
+        """
+        The main process of workers: every worker applies the text it
+        validated, then gets the health states of its (new) targets.
+        """
+        self.supervisor.broadcast(reload_line(path, text))
+        for line in self.health.snapshot():
+            self.supervisor.broadcast(line)
+
+    def _startAdmin(self, config: Config, reactor) -> None:
+        """
+        The admin listener (C{[admin]}), if configured: status, admin API
+        and the pages of L{lbproxy.admin.mounts.PAGES}.  With workers, the
+        main process runs it.
+        """
+        admin = config.admin
+        if admin is None:
+            return
+        self.adminSite = admin_site(self.core, reactor, PAGES)
+        self._listen(reactor, admin.listen, self.adminSite)
 
     def reopenAccessLog(self) -> None:
         """
@@ -171,12 +254,17 @@ class ProxyService(MultiService):
             reactor,
             spawn,
             snapshot=health.snapshot,
+            stopGrace=config.server.drain_timeout + STOP_GRACE,
         )
         health.onChange = lambda entry: self.supervisor.broadcast(
             state_line(entry.ident, entry.up)
         )
         self.supervisor.setServiceParent(self)
+        # Validated here once; the workers apply the text (_sendReload).
+        self.reloader = Reloader(self.core, reactor, config.path, workers=self._sendReload)
+        self._reloadTriggers(config, reactor)
         self.sighup = SignalService(signal.SIGHUP, reactor)
+        self.sighup.add("configuration reload", lambda: self.reloader.reload("SIGHUP"))
         self.sighup.add("forward to workers", lambda: self.supervisor.signalWorkers("HUP"))
         self.sighup.setServiceParent(self)
         # The access log is the workers' to write.
@@ -184,13 +272,24 @@ class ProxyService(MultiService):
             self.accessLog.close()
             self.accessLog = None
 
-    def _listen(self, reactor, description: str, factory, proxyProtocol: bool = False) -> None:
-        # A real backlog (server.listen_backlog), not Twisted's 50.
-        endpoint = server_endpoint(reactor, description, self.config.server.listen_backlog)
-        if proxyProtocol:
+    def _endpoint(self, reactor, description: str, proxyProtocol: Optional[bool] = None):
+        """
+        The server endpoint of a listen string: with a real backlog
+        (server.listen_backlog, not Twisted's 50), and behind the PROXY
+        protocol when C{proxyProtocol} (by default C{server.proxy_protocol}).
+        """
+        server = self.config.server
+        endpoint = server_endpoint(reactor, description, server.listen_backlog)
+        if server.proxy_protocol if proxyProtocol is None else proxyProtocol:
             # Twisted's PROXY protocol (v1 and v2) support: the connection's
             # peer becomes the client address the header names.
             endpoint = proxyEndpoint(endpoint)
+        return endpoint
+
+    def _listen(
+        self, reactor, description: str, factory, proxyProtocol: bool = False
+    ) -> StreamServerEndpointService:
+        endpoint = self._endpoint(reactor, description, proxyProtocol)
         service = StreamServerEndpointService(endpoint, factory)
         # Fail start-up when a port cannot be bound, instead of logging
         # the error and running without the listener.  Private to Twisted
@@ -200,6 +299,7 @@ class ProxyService(MultiService):
         service._raiseSynchronously = True
         service.description = description
         service.setServiceParent(self)
+        return service
 
     def privilegedStartService(self) -> None:
         try:
@@ -221,9 +321,33 @@ class ProxyService(MultiService):
             sd_notify("READY=1\nSTATUS=" + line, self.environ)
 
     def stopService(self):
-        d = MultiService.stopService(self)
+        """
+        Graceful shutdown: stop accepting at once, let the requests in
+        flight finish (up to C{server.drain_timeout}) while idle
+        connections close, then stop the rest.  SIGTERM or SIGINT again
+        cuts what is left at once.
+        """
         if self.role == "main":
-            return d
+            # The workers drain (the supervisor gives them drain_timeout);
+            # again: they are told again, and stop at once.
+            second = SecondSignal(self.reactor, lambda: self.supervisor.signalWorkers("TERM"))
+            second.arm()
+            return MultiService.stopService(self).addBoth(_passing(second.disarm))
+        live = self.core.live
+        second = SecondSignal(self.reactor, live.abortAll)
+        second.arm()
+        listeners = self.proxyListeners + [
+            service for service in self.plainListeners.services()
+            if service not in self.proxyListeners
+        ]
+        closing = [
+            maybeDeferred(service.disownServiceParent)
+            for service in listeners if service.parent is self
+        ]
+        d = gatherResults(closing, consumeErrors=True)
+        d.addBoth(lambda _: live.shutdown(self.config.server.drain_timeout))
+        d.addBoth(_passing(second.disarm))
+        d.addBoth(lambda _: MultiService.stopService(self))
 
         def closed(result):
             self.connections.closeAll()
@@ -232,6 +356,17 @@ class ProxyService(MultiService):
             return result
 
         return d.addBoth(closed)
+
+
+def _passing(call):
+    """
+    A callback that calls C{call()} and passes the result on.
+    """
+    def callback(result):
+        call()
+        return result
+
+    return callback
 
 
 class ListeningSockets(Service):

@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-__all__ = ["SignalService", "signal_name"]
+__all__ = ["SecondSignal", "SignalService", "signal_name"]
 
 log = Logger()
 
@@ -116,3 +116,40 @@ class SignalService(Service):
         Service.stopService(self)
         previous, self._previous = self._previous, None
         self._install(self.signum, previous if previous is not None else _signal.SIG_DFL)
+
+
+class SecondSignal:
+    """
+    While a graceful stop drains, SIGTERM or SIGINT again stops at once:
+    C{action} runs (from the reactor loop) instead of the reactor's own
+    handler, which would only ask again for the stop already under way.
+    """
+
+    def __init__(
+        self,
+        reactor,
+        action: Callable[[], Any],
+        signums: Sequence[int] = (_signal.SIGTERM, _signal.SIGINT),
+        installer: Optional[Callable[[int, Any], Any]] = None,
+    ) -> None:
+        self._reactor = reactor
+        self._action = action
+        self._signums = tuple(signums)
+        self._install = installer or _signal.signal
+        self._previous: dict = {}
+
+    def arm(self) -> None:
+        for signum in self._signums:
+            self._previous[signum] = self._install(signum, self._handler)
+
+    def disarm(self) -> None:
+        previous, self._previous = self._previous, {}
+        for signum, handler in previous.items():
+            self._install(signum, handler if handler is not None else _signal.SIG_DFL)
+
+    def _handler(self, signum, frame) -> None:
+        self._reactor.callFromThread(self._fire, signum)
+
+    def _fire(self, signum: int) -> None:
+        log.warn("{signal} again: stopping now", signal=signal_name(signum))
+        self._action()

@@ -7,6 +7,12 @@ L{lbproxy.testing.ProxyHarness} alike, so the tests run what runs.
 
 from __future__ import annotations
 
+import hashlib
+from typing import Optional, Tuple
+
+from twisted.logger import Logger
+
+from lbproxy.app.drain import LiveConnections
 from lbproxy.config import Config
 from lbproxy.frontend.http import ProxySite
 from lbproxy.frontend.limits import ClientLimits
@@ -14,12 +20,42 @@ from lbproxy.health.checker import HealthChecker
 from lbproxy.observe.counters import Metrics
 from lbproxy.observe.rejections import RejectionRecorder
 from lbproxy.pipeline.resource import ProxyResource
+from lbproxy.runtime.overrides import ApiOverrides
 from lbproxy.runtime.services import Services
 from lbproxy.runtime.snapshot import Runtime, build_runtime
 from lbproxy.runtime.targets import TargetRegistry
 from lbproxy.upstream.connections import ConnectionPool
 
-__all__ = ["ProxyCore"]
+__all__ = ["ConfigInfo", "ProxyCore", "config_checksum"]
+
+log = Logger()
+
+
+def config_checksum(config: Config) -> str:
+    """
+    A digest of a validated configuration: the same for the same settings
+    in every process (reprs of frozen dataclasses do not vary; the admin
+    token is left out of them).
+    """
+    return hashlib.sha256(repr(config).encode("utf-8")).hexdigest()[:16]
+
+
+class ConfigInfo:
+    """
+    What the status says about the configuration in service.
+
+    @ivar checksum: its L{config_checksum}.
+    @ivar loadedAt: when it was put in service (the reactor's clock).
+    @ivar reloads: reloads applied since start-up.
+    @ivar lastOutcome: the last reload's outcome (C{{"at", "applied",
+        "reason", "source"}}), or L{None}.
+    """
+
+    def __init__(self, checksum: str, loadedAt: float) -> None:
+        self.checksum = checksum
+        self.loadedAt = loadedAt
+        self.reloads = 0
+        self.lastOutcome: Optional[dict] = None
 
 
 class ProxyCore:
@@ -39,6 +75,16 @@ class ProxyCore:
     @ivar metrics: the process's L{Metrics} (kept across reloads).
     @ivar resource: the L{ProxyResource} serving the current runtime.
     @ivar site: the L{ProxySite} for the listeners.
+    @ivar config: the configuration from the file (without the admin
+        API's changes) in service.
+    @ivar configInfo: its L{ConfigInfo}.
+    @ivar overrides: the admin API's changes (L{ApiOverrides}), laid over
+        every configuration this core builds.
+    @ivar listeners: the endpoint strings listening now (kept by the
+        service).
+    @ivar reloader: C{reloader(source) -> Deferred} firing with the
+        outcome of a reload of the file, set by the service (L{None} until
+        then).
     """
 
     def __init__(
@@ -63,6 +109,12 @@ class ProxyCore:
             its main process probes and sends it the states).
         """
         server = config.server
+        self._clock = reactor
+        self.config = config
+        self.configInfo = ConfigInfo(config_checksum(config), reactor.seconds())
+        self.overrides = ApiOverrides()
+        self.listeners: Tuple[str, ...] = ()
+        self.reloader = None
         self.connections = ConnectionPool(
             reactor,
             connectTimeout=server.connect_timeout,
@@ -81,6 +133,10 @@ class ProxyCore:
             self.resource, limits=ClientLimits.fromServer(server), reactor=reactor
         )
         self.site.onReject = RejectionRecorder(self.metrics, accessLog, reactor)
+        #: The client connections open on the listeners (reload drains,
+        #: graceful shutdown).
+        self.live = LiveConnections(reactor)
+        self.site.liveConnections = self.live
 
     @property
     def runtime(self) -> Runtime:
@@ -101,3 +157,43 @@ class ProxyCore:
         Serve new requests from C{runtime}.
         """
         self.resource.runtime = runtime
+
+    def apply(self, config: Config) -> Runtime:
+        """
+        Put C{config} (a whole, validated configuration from the file) in
+        service, with the admin API's changes laid over it: one new
+        runtime, swapped in.  Targets it keeps keep their state.
+        """
+        runtime = self.build(self.overrides.apply(config))
+        self.swap(runtime)
+        self.config = config
+        self.configInfo.checksum = config_checksum(config)
+        self.configInfo.loadedAt = self._clock.seconds()
+        self.markDrained(runtime)
+        return runtime
+
+    def rebuild(self) -> Runtime:
+        """
+        The admin API changed something: the same configuration, with the
+        changes laid over it again.
+        """
+        runtime = self.build(self.overrides.apply(self.config))
+        self.swap(runtime)
+        self.markDrained(runtime)
+        return runtime
+
+    def markDrained(self, runtime: Runtime) -> None:
+        """
+        Targets drained through the admin API stay drained in C{runtime}
+        (their entry may be new, e.g. after a change of health settings).
+        """
+        now = self._clock.seconds()
+        for name, pool in runtime.pools.items():
+            drained = self.overrides.drained(name)
+            if not drained:
+                continue
+            for member in pool.members:
+                state = member.state
+                if member.target.address in drained and state.health is not None:
+                    state.health.drain(now)
+                    state.up = state.health.available

@@ -265,6 +265,7 @@ class WorkerSupervisor(Service):
         env: Optional[Dict[str, str]] = None,
         snapshot: Callable[[], List[bytes]] = lambda: [],
         getpid: Callable[[], int] = os.getpid,
+        stopGrace: float = STOP_GRACE,
     ) -> None:
         """
         @param count: how many workers.
@@ -278,6 +279,8 @@ class WorkerSupervisor(Service):
             worker before any change.
         @param getpid: C{os.getpid}: the workers are told this process's
             pid (C{--parent-pid}), to end with it.
+        @param stopGrace: seconds stopping workers get to drain before
+            SIGKILL (C{drain_timeout} and some).
         """
         self.count = count
         self._argv = list(argv)
@@ -288,6 +291,7 @@ class WorkerSupervisor(Service):
         self._env = dict(os.environ if env is None else env)
         self._snapshot = snapshot
         self._getpid = getpid
+        self._stopGrace = stopGrace
         self.workers: Dict[int, _Worker] = {}
         self._backoff: Dict[int, float] = {}
         self._pending: Dict[int, object] = {}
@@ -357,6 +361,11 @@ class WorkerSupervisor(Service):
         for worker in list(self.workers.values()):
             worker.signal(name)
 
+    def _closeSockets(self) -> None:
+        for group in self._listeners:
+            for sock in group:
+                sock.close()
+
     def stopService(self):
         Service.stopService(self)
         self._stopping = True
@@ -366,16 +375,18 @@ class WorkerSupervisor(Service):
         self._pending.clear()
         running = list(self.workers.values())
         if not running:
+            self._closeSockets()
             return defer.succeed(None)
         self.signalWorkers("TERM")
-        timer = self._clock.callLater(STOP_GRACE, self.signalWorkers, "KILL")
+        # Stop accepting now: with the workers' own sockets closed too, new
+        # connections are refused instead of waiting in a queue nobody
+        # serves any more.
+        self._closeSockets()
+        timer = self._clock.callLater(self._stopGrace, self.signalWorkers, "KILL")
 
         def done(result):
             if timer.active():
                 timer.cancel()
-            for group in self._listeners:
-                for sock in group:
-                    sock.close()
             return result
 
         return defer.DeferredList([w.ended for w in running]).addBoth(done)
@@ -413,14 +424,23 @@ class HealthFeed(Protocol):
 
     _buffer = b""
 
-    def __init__(self, registry, parentGone: Callable[[], object] = lambda: None) -> None:
+    def __init__(
+        self,
+        registry,
+        parentGone: Callable[[], object] = lambda: None,
+        onReload: Callable[[str, str], object] = lambda path, text: None,
+    ) -> None:
         """
         @param registry: the worker's L{lbproxy.runtime.targets.TargetRegistry}.
         @param parentGone: called when the pipe ends: the main process is
             gone (see L{lbproxy.app.parent}).
+        @param onReload: called with the path and text of a configuration
+            the main process validated (L{lbproxy.app.reload.reload_line}),
+            before the health states that follow it are applied.
         """
         self._registry = registry
         self.parentGone = parentGone
+        self.onReload = onReload
 
     def dataReceived(self, data: bytes) -> None:
         lines = (self._buffer + data).split(b"\n")
@@ -428,6 +448,9 @@ class HealthFeed(Protocol):
         for line in lines:
             try:
                 message = json.loads(line)
+                if "reload" in message:
+                    self.onReload(str(message.get("path", "")), str(message["reload"]))
+                    continue
                 entry = self._registry.find(message["target"])
                 up = bool(message["up"])
             except (ValueError, KeyError, TypeError):

@@ -17,6 +17,7 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
 from lbproxy.config.access import AccessConfig, parse_access
+from lbproxy.config.admin import AdminConfig, check_admin_listen, parse_admin
 from lbproxy.config.demo import DemoBackend, parse_demos
 from lbproxy.config.errors import ConfigError, quote
 from lbproxy.config.flat import parse_flat_form
@@ -32,6 +33,7 @@ __all__ = ["Config", "load_config", "parse_config"]
 
 _TOP_KEYS = (
     "access",
+    "admin",
     "demo",
     "health",
     "path_routes",
@@ -61,6 +63,7 @@ class Config:
     @ivar tls: The C{[tls]} listeners, or L{None}.
     @ivar access: The global C{[access]} rules, or L{None}.
     @ivar rate_limit: The global C{[rate_limit]}, or L{None}.
+    @ivar admin: The C{[admin]} listener, or L{None} (none runs).
     """
 
     path: str
@@ -72,6 +75,7 @@ class Config:
     tls: Optional[TLSConfig] = None
     access: Optional[AccessConfig] = None
     rate_limit: Optional[RateLimitConfig] = None
+    admin: Optional[AdminConfig] = None
 
 
 def load_config(path: str) -> Config:
@@ -156,6 +160,13 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
     if "rate_limit" in top:
         rate_limit = parse_rate_limit(top["rate_limit"], "rate_limit", reader)
 
+    admin = None
+    if "admin" in top:
+        admin = parse_admin(top["admin"], "admin", reader)
+        if tls is not None:
+            used.update({d: f"tls.listen[{i}]" for i, d in enumerate(tls.listen)})
+        check_admin_listen(admin, used, reader)
+
     return Config(
         path=path,
         server=server,
@@ -166,6 +177,7 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
         tls=tls,
         access=access,
         rate_limit=rate_limit,
+        admin=admin,
     )
 
 

@@ -26,6 +26,7 @@ _SERVER_KEYS = (
     "client_request_timeout",
     "connect_timeout",
     "default_pool",
+    "drain_timeout",
     "encoded_slashes",
     "forwarded_header",
     "health_endpoint",
@@ -43,6 +44,7 @@ _SERVER_KEYS = (
     "request_id_header",
     "response_timeout",
     "trusted_proxies",
+    "watch",
     "workers",
 )
 _TIMEOUTS = (
@@ -53,6 +55,7 @@ _TIMEOUTS = (
     "client_body_timeout",
     "client_request_timeout",
     "keepalive_timeout",
+    "drain_timeout",
 )
 #: Client limits, with their smallest value.
 _LIMITS = (
@@ -115,6 +118,10 @@ class ServerConfig:
         default of 50 makes a burst of connects wait for SYN retransmits.
     @ivar workers: Processes serving the listeners (C{"auto"} in the file:
         one per CPU); more than one needs C{tcp:} listen strings.
+    @ivar drain_timeout: Seconds requests in flight (and connections on a
+        route or pool a reload removed) get to finish at shutdown or
+        after a reload, before they are closed.
+    @ivar watch: Reload when the configuration file changes.
     """
 
     listen: Tuple[str, ...] = ("tcp:8080",)
@@ -142,6 +149,8 @@ class ServerConfig:
     proxy_protocol: bool = False
     workers: int = 1
     listen_backlog: int = 511
+    drain_timeout: float = 30.0
+    watch: bool = False
 
 
 def parse_server(value: Any, key: str, reader: Reader) -> ServerConfig:
@@ -191,6 +200,8 @@ def parse_server(value: Any, key: str, reader: Reader) -> ServerConfig:
         settings["proxy_protocol"] = reader.boolean(
             table["proxy_protocol"], child_key(key, "proxy_protocol")
         )
+    if "watch" in table:
+        settings["watch"] = reader.boolean(table["watch"], child_key(key, "watch"))
     if "health_endpoint" in table:
         endpoint = table["health_endpoint"]
         settings["health_endpoint"] = (

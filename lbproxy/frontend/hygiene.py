@@ -121,6 +121,10 @@ class GuardedChannel(HTTPChannel):
         if factory is not None:
             factory.openConnections = getattr(factory, "openConnections", 0) + 1
             self._counted = True
+            # Followed for reload drains and graceful shutdown (lbproxy.app.drain).
+            live = getattr(factory, "liveConnections", None)
+            if live is not None:
+                live.opened(self)
             if factory.openConnections > limits.max_connections:
                 self._reject(503, b"Service Unavailable", b"Retry-After: 1\r\n")
                 return
@@ -131,6 +135,9 @@ class GuardedChannel(HTTPChannel):
         if self._counted:
             self._counted = False
             self.factory.openConnections -= 1
+            live = getattr(self.factory, "liveConnections", None)
+            if live is not None:
+                live.closed(self)
         HTTPChannel.connectionLost(self, reason)
 
     def _arm(self, phase: str, seconds: float) -> None:

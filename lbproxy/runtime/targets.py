@@ -77,6 +77,7 @@ class TargetState:
     @ivar up: whether it may be picked: its health's C{available}, kept so
         by the health checker (and a worker's health feed).
     @ivar inflight: requests in progress on it, maintained by the proxy.
+    @ivar requests: requests sent to it, ever (each attempt counts).
     @ivar rampStart: when its slow-start ramp began, or L{None}.
     @ivar rampLength: the length of that ramp in seconds.
     @ivar pools: the names of the pools of the newest runtime that refer
@@ -86,12 +87,13 @@ class TargetState:
         in-flight count is shared, so a request ending on it wakes the
         oldest waiter of each, not only of its own pool's queue.
     @ivar retired: whether the newest runtime no longer refers to it: the
-        requests still on it finish, nothing probes it any more.    @ivar counters: its L{TargetCounters} (requests, errors, latencies,
+        requests still on it finish, nothing probes it any more.
+    @ivar counters: its L{TargetCounters} (requests, errors, latencies,
         probe times, state changes) for the metrics and the status page.
     """
 
     __slots__ = (
-        "target", "key", "ident", "health", "up", "inflight", "rampStart", "rampLength",
+        "target", "key", "ident", "health", "up", "inflight", "requests", "rampStart", "rampLength",
         "pools", "queues", "retired", "counters",
     )
 
@@ -108,6 +110,7 @@ class TargetState:
         self.health = health
         self.up = True
         self.inflight = 0
+        self.requests = 0
         self.rampStart: Optional[float] = None
         self.rampLength = 0.0
         self.pools: Tuple[str, ...] = ()

@@ -28,4 +28,6 @@ class RouteRequest(Terminal):
             self._unrouted.run(context)
         else:
             context.route = route
+            # What a reload drain asks of the request (lbproxy.app.drain).
+            context.request.lbRoute = route
             route.chain.run(context)

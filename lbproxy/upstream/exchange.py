@@ -106,7 +106,9 @@ class Exchange:
                 return
             self._tried.append(member)
         self._member = member
-        member.state.inflight += 1
+        state = member.state
+        state.inflight += 1
+        state.requests += 1
         self.target = member.target.address
         if self._upstreamStart is None:
             self._upstreamStart = self._clock.seconds()

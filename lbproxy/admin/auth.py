@@ -1,0 +1,43 @@
+# -*- test-case-name: tests.test_admin -*-
+"""
+The admin API's bearer token: C{Authorization: Bearer <token>}, compared
+in constant time (L{hmac.compare_digest}) so that the time an answer takes
+tells nothing about how much of a guess was right.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Optional
+
+__all__ = ["authorized", "bearer_token"]
+
+
+def bearer_token(header: Optional[bytes]) -> Optional[bytes]:
+    """
+    The token of an C{Authorization} header value, or L{None} if it is not
+    C{Bearer <token>}.
+    """
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(b" ")
+    if scheme.lower() != b"bearer":
+        return None
+    token = token.strip()
+    return token or None
+
+
+def authorized(request, token: str) -> bool:
+    """
+    Whether C{request} carries C{token} as its bearer token.
+
+    @param request: a L{twisted.web.server.Request}.
+    @param token: the configured token (C{[admin] token} or C{token_file}).
+    """
+    given = bearer_token(request.getHeader(b"authorization"))
+    expected = token.encode("utf-8")
+    if given is None or not expected:
+        # Still compare, so that a missing header takes as long as a wrong one.
+        hmac.compare_digest(expected, b"\0" * len(expected))
+        return False
+    return hmac.compare_digest(given, expected)
