@@ -11,7 +11,7 @@ from twisted.web.resource import Resource
 
 from lbproxy.observe.collectors import ProxyCollector, metrics_registry
 
-__all__ = ["MetricsResource", "metrics_resource"]
+__all__ = ["MetricsResource", "metrics_page", "metrics_resource"]
 
 
 class MetricsResource(Resource):
@@ -51,3 +51,15 @@ def metrics_resource(core, clock, connections=lambda: ()) -> MetricsResource:
         core.metrics, core.registry, lambda: core.runtime, clock, connections
     )
     return MetricsResource(metrics_registry(collector, core.metrics))
+
+
+def metrics_page(core, reactor) -> MetricsResource:
+    """
+    Mount factory of C{/metrics} (L{lbproxy.admin.mounts.PAGES}).  Client
+    connections are counted per process, every listener together (the
+    HTTPS sites count into the plain site's count).
+    """
+    site = core.site
+    return metrics_resource(
+        core, reactor, lambda: [("all", "http", site.openConnections)]
+    )
