@@ -56,9 +56,9 @@ td, th { border: 1px solid var(--line); padding: .3em .5em; text-align: left; }
   border-radius: 1em; color: #fff; background: var(--up); white-space: nowrap; }
 .state.down, .state.ejected { background: var(--down); }
 .state.draining, .state.slow_start { background: var(--warn); }
-dl { display: grid; grid-template-columns: repeat(3, 1fr); gap: .2em .6em; margin: .3em 0; }
-dt { font-size: .75em; color: var(--muted); }
-dd { margin: 0; font-variant-numeric: tabular-nums; }
+.stats { display: grid; grid-template-columns: repeat(3, 1fr); gap: .3em .6em; margin: .3em 0; }
+.stats b { display: block; font-size: .75em; color: var(--muted); font-weight: 600; }
+.stats span { font-variant-numeric: tabular-nums; }
 .change { font-size: .85em; color: var(--muted); margin: .3em 0; }
 svg { width: 100%; height: 36px; display: block; background: #f6f8fa; border-radius: 3px; }
 .legend { font-size: .75em; color: var(--muted); }
@@ -102,9 +102,11 @@ function spark(requests, errors) {
   var top = Math.max(1, Math.max.apply(null, requests.concat([1])));
   [[requests, "#0969da"], [errors, "#cf222e"]].forEach(function (pair) {
     var values = pair[0], points = [];
-    var offset = width - values.length;
+    // One step per second, right-aligned; wider steps while history is short.
+    var step = width / Math.max(30, values.length - 1);
     values.forEach(function (v, i) {
-      points.push((offset + i) + "," + (height - 2 - (height - 4) * v / top).toFixed(1));
+      points.push((width - (values.length - 1 - i) * step).toFixed(1) + "," +
+                  (height - 2 - (height - 4) * v / top).toFixed(1));
     });
     if (points.length < 2) return;
     var line = document.createElementNS(ns, "polyline");
@@ -122,15 +124,17 @@ function card(target, now) {
   title.appendChild(el("span", null, target.address));
   title.appendChild(el("span", {"class": "state " + target.state}, target.state.replace("_", " ")));
   box.appendChild(title);
-  var stats = el("dl");
+  var stats = el("div", {"class": "stats"});
   [["weight", target.weight + " (" + target.effective_weight + ")"],
    ["in flight", target.inflight],
    ["req/s", num(target.rps)],
    ["errors", target.error_rate === undefined ? "-" : (target.error_rate * 100).toFixed(1) + " %"],
    ["p50", num(target.p50_ms, " ms")],
    ["p99", num(target.p99_ms, " ms")]].forEach(function (pair) {
-    stats.appendChild(el("dt", null, pair[0]));
-    stats.appendChild(el("dd", null, pair[1]));
+    var stat = el("div");
+    stat.appendChild(el("b", null, pair[0]));
+    stat.appendChild(el("span", null, pair[1]));
+    stats.appendChild(stat);
   });
   box.appendChild(stats);
   var change = target.last_change === null ? "no change yet" :
