@@ -135,13 +135,27 @@ class FailureTests(SynchronousTestCase):
         self.addCleanup(os.close, read)
         twistd = {"statusPipe": write, "nodaemon": False}
         with self.assertRaises(SystemExit) as caught:
-            StartupReport(twistd).fail("cannot listen on 127.0.0.1:8080: Address already in use")
+            StartupReport(twistd, daemon=True).fail(
+                "cannot listen on 127.0.0.1:8080: Address already in use"
+            )
         self.assertEqual(caught.exception.code, 1)
         self.assertEqual(
             os.read(read, 200), b"1 cannot listen on 127.0.0.1:8080: Address already in use"
         )
         self.assertEqual(os.read(read, 10), b"")  # closed: end of file
         self.assertIsNone(twistd["statusPipe"])
+
+    def test_pidfileRemoved(self):
+        """
+        The pid file twistd wrote is removed (it is only when start-up
+        raises an Exception), in the foreground too.
+        """
+        pidfile = self.mktemp()
+        with open(pidfile, "w") as f:
+            f.write("123")
+        with self.assertRaises(SystemExit):
+            StartupReport({"pidfile": pidfile}, stderr=io.StringIO()).fail("no")
+        self.assertFalse(os.path.exists(pidfile))
 
     def test_daemonService(self):
         """
@@ -156,7 +170,8 @@ class FailureTests(SynchronousTestCase):
         read, write = os.pipe()
         self.addCleanup(os.close, read)
         service = ProxyService(
-            config(), Refusing(), daemon=True, report=StartupReport({"statusPipe": write})
+            config(), Refusing(), daemon=True,
+            report=StartupReport({"statusPipe": write}, daemon=True),
         )
         with self.assertRaises(SystemExit):
             service.privilegedStartService()
@@ -171,7 +186,7 @@ class FailureTests(SynchronousTestCase):
         read, write = os.pipe()
         self.addCleanup(os.close, read)
         with self.assertRaises(SystemExit):
-            StartupReport({"statusPipe": write}).fail("x" * 500)
+            StartupReport({"statusPipe": write}, daemon=True).fail("x" * 500)
         self.assertEqual(len(os.read(read, 200)), 100)
 
 

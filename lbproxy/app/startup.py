@@ -80,12 +80,14 @@ class StartupReport:
     """
     Ends a failed start-up with one line and exit status 1.
 
-    @ivar daemon: the twistd options (C{statusPipe} is set there once it
-        has forked), or L{None} in the foreground and in tests.
+    @ivar twistd: the twistd options (its C{pidfile}; C{statusPipe} is
+        set there once it has forked), or L{None} (tests).
+    @ivar daemon: whether twistd runs as a daemon.
     """
 
-    def __init__(self, twistdConfig=None, stderr=None) -> None:
-        self.daemon = twistdConfig
+    def __init__(self, twistdConfig=None, stderr=None, daemon: bool = False) -> None:
+        self.twistd = twistdConfig
+        self.daemon = daemon
         self._stderr = stderr
 
     def fail(self, message: str) -> None:
@@ -96,7 +98,14 @@ class StartupReport:
 
         @raise SystemExit: always.
         """
-        pipe = self.daemon.get("statusPipe") if self.daemon is not None else None
+        twistd = self.twistd
+        if twistd is not None and twistd.get("pidfile"):
+            # twistd removes it only when start-up raises an Exception.
+            try:
+                os.remove(twistd["pidfile"])
+            except OSError:
+                pass
+        pipe = twistd.get("statusPipe") if twistd is not None and self.daemon else None
         if pipe is None:
             (self._stderr or sys.stderr).write("lbproxy: %s\n" % (message,))
         else:
@@ -108,7 +117,7 @@ class StartupReport:
                 os.close(pipe)
             except OSError:
                 pass
-            self.daemon["statusPipe"] = None
+            twistd["statusPipe"] = None
         raise SystemExit(1)
 
 

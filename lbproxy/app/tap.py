@@ -127,7 +127,7 @@ def makeService(options: Options):
         tag_events("main")
     return ProxyService(
         options["loaded"], reactor, tls=options.get("tls"), listenFDs=listenFDs,
-        daemon=daemon, report=StartupReport(twistd if daemon else None), environ=os.environ,
+        daemon=daemon, report=StartupReport(twistd, daemon=daemon), environ=os.environ,
     )
 
 
