@@ -294,3 +294,23 @@ class CounterTests(SynchronousTestCase):
         self.assertEqual(target_state(entry, 41.0), "up")
         entry.health.drain(50.0)
         self.assertEqual(target_state(entry, 51.0), "draining")
+
+
+class BenchConfigTests(SynchronousTestCase):
+    """
+    The configuration C{bench.metrics_cost} runs lbproxy with is valid, and
+    as big as asked.
+    """
+
+    def test_config(self):
+        from bench.metrics_cost import config
+        from lbproxy.config import load_config
+
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(config(8080, 9901, 8081, routes=20, targets=10))
+        parsed = load_config(path)
+        self.assertEqual(len(parsed.routes), 20)
+        self.assertEqual(len(parsed.pools["extra"].targets), 9)
+        self.assertEqual(parsed.routes[-1].pool, "backend")
+        self.assertEqual(parsed.admin.listen, "tcp:9901:interface=127.0.0.1")
