@@ -17,6 +17,8 @@ from lbproxy.observe.counters import BUCKETS, Histogram, method_class, quantile
 from lbproxy.observe.metricspage import metrics_resource
 from lbproxy.observe.states import target_state
 from lbproxy.testing import ProxyHarness
+from tests import test_tls_proxy
+from tests.test_tls_proxy import TLSProxyTestCase
 
 CONFIG = {
     "server": {"connect_timeout": 2.0, "response_timeout": 10.0},
@@ -314,3 +316,38 @@ class BenchConfigTests(SynchronousTestCase):
         self.assertEqual(len(parsed.pools["extra"].targets), 9)
         self.assertEqual(parsed.routes[-1].pool, "backend")
         self.assertEqual(parsed.admin.listen, "tcp:9901:interface=127.0.0.1")
+
+
+class TLSHandshakeTests(TLSProxyTestCase):
+    """
+    Handshakes on the HTTPS listeners are counted by version, failures
+    apart.
+    """
+
+    handshake = test_tls_proxy.ProtocolFloorTests.handshake
+
+    def test_counted(self):
+        from OpenSSL import SSL
+
+        self.connect("www.mango.com")
+        self.connect("www.mango.com")
+        self.handshake(lambda c: c.set_max_proto_version(SSL.TLS1_2_VERSION))
+
+        def tls11(context):
+            context.set_min_proto_version(SSL.TLS1_VERSION)
+            context.set_max_proto_version(SSL.TLS1_1_VERSION)
+            context.set_cipher_list(b"DEFAULT:@SECLEVEL=0")
+
+        self.handshake(tls11)
+        _, samples = scrape(self.proxy)
+        self.assertEqual(value(samples, "lbproxy_tls_handshakes_total", version="TLSv1.3"), 2.0)
+        self.assertEqual(value(samples, "lbproxy_tls_handshakes_total", version="TLSv1.2"), 1.0)
+        self.assertEqual(value(samples, "lbproxy_tls_handshake_failures_total"), 1.0)
+
+
+class TLSHandshakeHTTP1Tests(TLSHandshakeTests):
+    """
+    The same on a listener without HTTP/2.
+    """
+
+    tls = {"alpn": ["http/1.1"]}

@@ -133,6 +133,7 @@ class ProxyCore:
             self.resource, limits=ClientLimits.fromServer(server), reactor=reactor
         )
         self.site.onReject = RejectionRecorder(self.metrics, accessLog, reactor)
+        self.site.onHandshake = self.metrics.handshake
         #: The client connections open on the listeners (reload drains,
         #: graceful shutdown).
         self.live = LiveConnections(reactor)

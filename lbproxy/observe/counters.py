@@ -271,6 +271,16 @@ class Metrics:
         key = (what, outcome)
         self.reloads[key] = self.reloads.get(key, 0) + 1
 
+    def handshake(self, version: Optional[str]) -> None:
+        """
+        A TLS handshake on an HTTPS listener completed with protocol
+        C{version} (C{"TLSv1.3"}), or failed (L{None}).
+        """
+        if version is None:
+            self.tlsFailures += 1
+        else:
+            self.tlsHandshakes[version] = self.tlsHandshakes.get(version, 0) + 1
+
     def addCollector(self, collector) -> None:
         """
         Serve one more Prometheus collector (an object with C{collect()}

@@ -23,8 +23,9 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from lbproxy.config import Config
 from lbproxy.frontend.http import ProxyRequest, ProxySite
-from lbproxy.frontend.http2 import H2_AVAILABLE, NegotiatingChannel
+from lbproxy.frontend.http2 import H2_AVAILABLE
 from lbproxy.tls.contexts import ServerTLS, offered_protocols
+from lbproxy.tls.handshakes import TLSChannel, TLSNegotiatingChannel
 from lbproxy.tls.material import CertificateReloader, TLSMaterial, load_tls_material, now_utc
 from lbproxy.tls.redirect import RedirectResource
 from lbproxy.upstream.tls import UpstreamEndpoints
@@ -83,8 +84,8 @@ class TLSProxySite(ProxySite):
         ProxySite.__init__(self, resource, **kwargs)
         self._countedBy = countedBy
         self.hsts = hsts.encode("ascii") if hsts else None
-        if http2 and H2_AVAILABLE:
-            self.protocol = NegotiatingChannel
+        # (Channels that count handshakes for the site's onHandshake.)
+        self.protocol = TLSNegotiatingChannel if http2 and H2_AVAILABLE else TLSChannel
 
     @property
     def openConnections(self) -> int:
@@ -197,6 +198,7 @@ class TLSEdge:
             **_siteArguments(site),
         )
         self.site = tlsSite
+        tlsSite.onHandshake = getattr(site, "onHandshake", None)
         try:
             factory = _ServerTLSFactory(self.server, False, tlsSite, clock=self._reactor)
         except TypeError:  # pragma: no cover - Twisted before the clock argument
