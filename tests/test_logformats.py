@@ -134,6 +134,21 @@ class FormatTests(SynchronousTestCase):
              (499, "client_gone")],
         )
 
+    def test_cutByShutdown(self):
+        """
+        A request cut by a drain (shutdown, or a reload that removed its
+        route) says so.
+        """
+        proxy = harness("json")
+        client = proxy.client()
+        client.send(b"GET / HTTP/1.1\r\nHost: www.mango.com\r\n\r\n")
+        proxy.accept()
+        [request] = client.channel.requests
+        request.rejected = 503
+        client.disconnect()
+        record = json.loads(proxy.logLines()[-1])
+        self.assertEqual((record["status"], record["reason"]), (503, "proxy_shutdown"))
+
     def test_textReason(self):
         """
         A text line of a request that failed says why at its end.

@@ -111,6 +111,9 @@ class ScrapeTests(SynchronousTestCase):
                       state="down"), 0.0)
             self.assertEqual(
                 value(samples, "lbproxy_target_weight", pool="mango", target=target), 1.0)
+            self.assertEqual(
+                value(samples, "lbproxy_target_effective_weight", pool="mango", target=target),
+                1.0)
         self.assertEqual(
             value(samples, "lbproxy_open_connections", listener="http", protocol="http/1.1"), 3.0)
         self.assertEqual(value(samples, "lbproxy_info", version="0.1.0"), 1.0)
@@ -209,6 +212,7 @@ class ScrapeTests(SynchronousTestCase):
         target = dict(pool="mango", target="10.1.0.1:8081")
         self.assertEqual(value(samples, "lbproxy_target_state", state="ejected", **target), 1.0)
         self.assertEqual(value(samples, "lbproxy_target_state", state="up", **target), 0.0)
+        self.assertEqual(value(samples, "lbproxy_target_effective_weight", **target), 0.0)
         self.assertEqual(value(samples, "lbproxy_passive_ejections_total", **target), 1.0)
         self.assertEqual(
             value(samples, "lbproxy_target_state_changes_total", state="down",

@@ -28,6 +28,7 @@ from prometheus_client.core import (
 )
 
 from lbproxy import __version__
+from lbproxy.admin.status import target_status
 from lbproxy.observe.counters import METHODS, STATUS_CLASSES, Histogram, Metrics
 from lbproxy.observe.states import STATES, target_state
 
@@ -178,13 +179,20 @@ class ProxyCollector:
         weight = GaugeMetricFamily(
             "lbproxy_target_weight", "A target's configured weight in a pool.", labels=labels
         )
+        effective = GaugeMetricFamily(
+            "lbproxy_target_effective_weight",
+            "A target's weight now: 0 when it is not up, less during slow start.",
+            labels=labels,
+        )
         runtime = self._runtime()
         for pool in runtime.pools.values():
             for member in pool.members:
-                weight.add_metric([pool.name, member.target.address], member.weight)
+                names = [pool.name, member.target.address]
+                weight.add_metric(names, member.weight)
+                effective.add_metric(names, target_status(member, now)["effective_weight"])
         yield from (
-            inflight, state, weight, requests, errors, changes, latency, probes, results,
-            ejections,
+            inflight, state, weight, effective, requests, errors, changes, latency, probes,
+            results, ejections,
         )
 
     def _process(self) -> Iterator:

@@ -47,6 +47,11 @@ def outcome(context) -> Optional[str]:
         if status < 400:
             return "local"
         return _LOCAL.get(status, "local_error")
+    rejected = getattr(context.request, "rejected", None)
+    if rejected is not None:
+        # Cut by the channel while forwarded: a body too slow or malformed
+        # (408, 400), or a drain at shutdown or reload (503, app/drain.py).
+        return "proxy_shutdown" if rejected == 503 else _LOCAL.get(rejected, "rejected")
     if context.entry is None:
         # Ended without an answer of its own: refused by the channel.
         return _LOCAL.get(status, "rejected") if status else None
