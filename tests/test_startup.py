@@ -179,6 +179,21 @@ class FailureTests(SynchronousTestCase):
             os.read(read, 200), b"1 cannot listen on 127.0.0.1:18080: Address already in use"
         )
 
+    def test_accessLogGone(self):
+        """
+        An access log that cannot be opened by the time the service is
+        built (after the options' check): one line, exit 1.
+        """
+        err = io.StringIO()
+        with self.assertRaises(SystemExit) as caught:
+            ProxyService(config(access_log="/nonexistent/a.log"), MemoryReactorClock(),
+                         report=StartupReport(None, stderr=err))
+        self.assertEqual(caught.exception.code, 1)
+        self.assertEqual(
+            err.getvalue(),
+            "lbproxy: cannot open the access log /nonexistent/a.log: No such file or directory\n",
+        )
+
     def test_longMessage(self):
         """
         twistd reads 100 bytes at most: the message is cut to fit.

@@ -100,8 +100,13 @@ class ProxyService(MultiService):
         server = config.server
         self.config = config
         self.tls = TLSEdge(config, reactor, tls)
-        self.accessLog = open_access_log(server.access_log, server.access_log_format, daemon)
         self.report = report or StartupReport()
+        try:
+            self.accessLog = open_access_log(server.access_log, server.access_log_format, daemon)
+        except OSError as e:
+            # (Checked while parsing the options; this is the race after.)
+            self.report.fail("cannot open the access log %s: %s" % (
+                server.access_log, e.strerror or e))
         self.environ = environ or {}
         # Workers probe nothing: the main process does, once, and sends
         # them the states.
