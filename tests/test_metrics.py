@@ -349,6 +349,21 @@ class TLSHandshakeTests(TLSProxyTestCase):
         self.assertEqual(value(samples, "lbproxy_tls_handshake_failures_total"), 1.0)
 
 
+class TLSRejectionTests(TLSProxyTestCase):
+    def test_rejectionOverTLS(self):
+        """
+        A connection refused on an HTTPS listener is counted and logged
+        like one on a plain listener.
+        """
+        tls, app, pump = self.connect("www.mango.com")
+        tls.write(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n")
+        pump.flush()
+        _, samples = scrape(self.proxy)
+        self.assertEqual(
+            value(samples, "lbproxy_rejected_connections_total", reason="uri_too_long"), 1.0)
+        self.assertTrue(self.proxy.logLines()[-1].endswith("reason=uri_too_long"))
+
+
 class TLSHandshakeHTTP1Tests(TLSHandshakeTests):
     """
     The same on a listener without HTTP/2.

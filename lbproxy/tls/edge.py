@@ -198,7 +198,9 @@ class TLSEdge:
             **_siteArguments(site),
         )
         self.site = tlsSite
+        # Counted and logged like the plain listeners' (observe/).
         tlsSite.onHandshake = getattr(site, "onHandshake", None)
+        tlsSite.onReject = getattr(site, "onReject", None)
         try:
             factory = _ServerTLSFactory(self.server, False, tlsSite, clock=self._reactor)
         except TypeError:  # pragma: no cover - Twisted before the clock argument
