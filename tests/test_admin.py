@@ -198,3 +198,227 @@ class AuthTests(SynchronousTestCase):
         self.assertFalse(authorized(Request(b"Bearer " + TOKEN.encode() + b"x"), TOKEN))
         self.assertFalse(authorized(Request(None), TOKEN))
         self.assertFalse(authorized(Request(b"Bearer x"), ""))
+
+
+class ApiErrorTests(AdminTestCase):
+    """
+    Every error code of the admin API, as JSON naming what is wrong.
+    """
+
+    def test_noToken(self):
+        for method, path in [("POST", "/api/reload"), ("POST", "/api/pools/web/targets"),
+                             ("DELETE", "/api/pools/web/targets/10.0.0.1:80"),
+                             ("POST", "/api/pools/web/targets/10.0.0.1:80/drain")]:
+            code, headers, body = self.call(method, path, {"address": "10.0.0.9:80"},
+                                            token=None)
+            self.assertEqual(code, 401, path)
+            self.assertEqual(headers.getRawHeaders(b"www-authenticate"),
+                             [b'Bearer realm="lbproxy"'])
+            self.assertIn("token", body["error"])
+        self.assertEqual(len(self.core.runtime.pools["web"].members), 2)
+
+    def test_wrongToken(self):
+        code, _, _ = self.call("POST", "/api/pools/web/targets", {"address": "10.0.0.9:80"},
+                               token=TOKEN + "x")
+        self.assertEqual(code, 401)
+        code, _, _ = self.call("POST", "/api/pools/web/targets", {"address": "10.0.0.9:80"},
+                               token=TOKEN[:-1])
+        self.assertEqual(code, 401)
+
+    def test_badJSON(self):
+        code, _, body = self.call("POST", "/api/pools/web/targets", raw=b"{nope")
+        self.assertEqual((code, body["field"]), (400, "body"))
+        code, _, body = self.call("POST", "/api/pools/web/targets", raw=b"[1]")
+        self.assertEqual((code, body["field"]), (400, "body"))
+
+    def test_unknownKey(self):
+        code, _, body = self.call("POST", "/api/pools/web/targets",
+                                  {"address": "10.0.0.9:80", "wieght": 2})
+        self.assertEqual((code, body["field"]), (400, "wieght"))
+
+    def test_badAddress(self):
+        for address in ["10.0.0.9", "10.0.0.9:99999", "ftp://x:1", 7, ""]:
+            code, _, body = self.call("POST", "/api/pools/web/targets", {"address": address})
+            self.assertEqual((code, body["field"]), (400, "address"), address)
+
+    def test_missingAddress(self):
+        code, _, body = self.call("POST", "/api/pools/web/targets", {"weight": 2})
+        self.assertEqual((code, body["field"]), (400, "address"))
+
+    def test_badWeight(self):
+        for weight in [0, 1001, "2", True, 1.5]:
+            code, _, body = self.call("PUT", "/api/pools/web/targets/10.0.0.1:80",
+                                      {"weight": weight})
+            self.assertEqual((code, body["field"]), (400, "weight"), weight)
+
+    def test_unknownPool(self):
+        code, _, body = self.call("POST", "/api/pools/nope/targets", {"address": "1.2.3.4:80"})
+        self.assertEqual((code, body["field"]), (404, "pool"))
+        code, _, body = self.call("GET", "/api/pools/nope/targets", token=None)
+        self.assertEqual(code, 404)
+
+    def test_unknownTarget(self):
+        for method, suffix in [("DELETE", ""), ("POST", "/drain"), ("POST", "/enable"),
+                               ("GET", "")]:
+            code, _, body = self.call(method, "/api/pools/web/targets/10.9.9.9:80" + suffix)
+            self.assertEqual((code, body["field"]), (404, "address"), (method, suffix))
+
+    def test_unknownPath(self):
+        for path in ["/api", "/api/", "/api/nothing", "/api/pools/web", "/api/pools/web/x"]:
+            code, _, _ = self.call("GET", path)
+            self.assertEqual(code, 404, path)
+
+    def test_wrongMethods(self):
+        for method, path, allow in [
+            ("GET", "/api/reload", b"POST"),
+            ("PATCH", "/api/pools/web/targets/10.0.0.1:80", b"DELETE, GET, PUT"),
+            ("DELETE", "/api/pools/web/targets", b"GET, POST"),
+            ("GET", "/api/pools/web/targets/10.0.0.1:80/drain", b"POST"),
+        ]:
+            code, headers, _ = self.call(method, path)
+            self.assertEqual(code, 405, path)
+            self.assertEqual(headers.getRawHeaders(b"allow"), [allow])
+
+    def test_duplicate(self):
+        code, _, body = self.call("POST", "/api/pools/web/targets", {"address": "10.0.0.1:80"})
+        self.assertEqual((code, body["field"]), (409, "address"))
+
+    def test_lastTarget(self):
+        code, _, _ = self.call("DELETE", "/api/pools/api/targets/10.0.1.1:80")
+        self.assertEqual(code, 409)
+
+
+class ApiChangeTests(AdminTestCase):
+    """
+    Changes through the API reach traffic at once, are logged, are kept
+    across reloads of the file and are shown apart in the status.
+    """
+
+    def setUp(self):
+        AdminTestCase.setUp(self)
+        from twisted.logger import globalLogPublisher, formatEvent
+
+        self.logged = []
+        observer = lambda event: self.logged.append(formatEvent(event))
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+
+    def send(self, path=b"/api/x", port=50000):
+        client = self.harness.client(port=port)
+        client.send(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        backend = self.harness.accept()
+        backend.respond(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        return backend.address
+
+    def test_addDrainEnableRemove(self):
+        code, _, body = self.call("POST", "/api/pools/api/targets",
+                                  {"address": "10.0.1.2:80", "weight": 2})
+        self.assertEqual((code, body["added"]), (201, True))
+        self.assertTrue(any("added target 10.0.1.2:80 (weight 2)" in line
+                            for line in self.logged))
+        seen = [self.send(port=50000 + i) for i in range(6)]
+        self.assertEqual(seen.count("10.0.1.2:80"), 4)
+
+        code, _, body = self.call("POST", "/api/pools/api/targets/10.0.1.1:80/drain")
+        self.assertEqual((code, body["state"]), (200, "draining"))
+        self.assertEqual({self.send(port=50100 + i) for i in range(4)}, {"10.0.1.2:80"})
+
+        code, _, body = self.call("POST", "/api/pools/api/targets/10.0.1.1:80/enable")
+        self.assertEqual((code, body["state"]), (200, "up"))
+        self.assertIn("10.0.1.1:80", {self.send(port=50200 + i) for i in range(3)})
+
+        code, _, body = self.call("DELETE", "/api/pools/api/targets/10.0.1.2:80")
+        self.assertEqual((code, body["removed"]), (200, True))
+        self.assertEqual({self.send(port=50300 + i) for i in range(3)}, {"10.0.1.1:80"})
+        self.assertEqual(self.core.overrides.describe(), [])
+
+    def test_keptAcrossReload(self):
+        """
+        After a reload of the file, targets added, weights set and drains
+        made through the API are still there, and the status shows them
+        apart from the file's settings.
+        """
+        self.call("POST", "/api/pools/web/targets", {"address": "10.0.0.5:80"})
+        self.call("PUT", "/api/pools/web/targets/10.0.0.1:80", {"weight": 7})
+        self.call("POST", "/api/pools/web/targets/10.0.0.2:80/drain")
+        self.call("DELETE", "/api/pools/api/targets/10.0.1.1:80")  # refused: last
+        from lbproxy.config import parse_config
+
+        self.core.apply(parse_config(config(), "test.toml"))
+        members = {m.target.address: m for m in self.core.runtime.pools["web"].members}
+        self.assertEqual(sorted(members), ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.5:80"])
+        self.assertEqual(members["10.0.0.1:80"].weight, 7)
+        self.assertFalse(members["10.0.0.2:80"].state.up)
+        code, _, status = self.call("GET", "/api/status", token=None)
+        targets = {t["address"]: t for t in status["pools"]["web"]["targets"]}
+        self.assertEqual(targets["10.0.0.5:80"]["api"], {"added": True, "weight": 1})
+        self.assertEqual(targets["10.0.0.1:80"]["api"], {"weight": 7})
+        self.assertEqual(targets["10.0.0.2:80"]["api"], {"drained": True})
+        self.assertEqual(targets["10.0.0.2:80"]["state"], "draining")
+        self.assertNotIn("api", status["pools"]["api"]["targets"][0])
+        self.assertEqual(
+            [(c["address"], c["change"]) for c in status["api_changes"]],
+            [("10.0.0.5:80", "added"), ("10.0.0.1:80", "weight"), ("10.0.0.2:80", "drained")],
+        )
+
+    def test_removeFromFileKept(self):
+        """
+        A target of the file deleted through the API stays out after a
+        reload of the same file.
+        """
+        self.call("DELETE", "/api/pools/web/targets/10.0.0.2:80")
+        from lbproxy.config import parse_config
+
+        self.core.apply(parse_config(config(), "test.toml"))
+        self.assertEqual([m.target.address for m in self.core.runtime.pools["web"].members],
+                         ["10.0.0.1:80"])
+
+    def test_reload(self):
+        """
+        C{POST /api/reload} answers the reload's outcome: 200 if applied,
+        422 if rejected.
+        """
+        from twisted.internet.defer import succeed
+
+        outcomes = [{"applied": True}, {"applied": False, "error": "x.toml: a: b"}]
+        sources = []
+
+        def reloader(source):
+            sources.append(source)
+            return succeed(outcomes.pop(0))
+
+        self.core.reloader = reloader
+        code, _, body = self.call("POST", "/api/reload")
+        self.assertEqual((code, body), (200, {"applied": True}))
+        code, _, body = self.call("POST", "/api/reload")
+        self.assertEqual(code, 422)
+        self.assertEqual(sources, ["admin API", "admin API"])
+
+    def test_adminRemovedByReload(self):
+        """
+        A reload that removed C{[admin]}: the listener stays until a
+        restart, but no token opens the changes any more.
+        """
+        from lbproxy.config import parse_config
+
+        data = config()
+        del data["admin"]
+        self.core.apply(parse_config(data, "test.toml"))
+        code, _, _ = self.call("POST", "/api/pools/web/targets/10.0.0.1:80/drain")
+        self.assertEqual(code, 401)
+
+    def test_protectReads(self):
+        """
+        With C{protect_reads}, reads need the token too.
+        """
+        from lbproxy.config import parse_config
+
+        self.core.apply(parse_config(config(protect_reads=True), "test.toml"))
+        self.assertEqual(self.call("GET", "/api/status", token=None)[0], 401)
+        self.assertEqual(self.call("GET", "/api/status", token="x" * 20)[0], 401)
+        self.assertEqual(self.call("GET", "/api/status")[0], 200)
+        self.assertEqual(self.call("GET", "/api/pools/web/targets", token=None)[0], 401)
+
+    def test_reloadUnavailable(self):
+        code, _, _ = self.call("POST", "/api/reload")
+        self.assertEqual(code, 503)

@@ -44,6 +44,11 @@ class AdminConfigTests(SynchronousTestCase):
                          (DEFAULT_ADMIN_LISTEN, TOKEN, None))
         self.assertNotIn(TOKEN, repr(admin))
 
+    def test_protectReads(self):
+        self.assertFalse(parse({"token": TOKEN}).admin.protect_reads)
+        self.assertTrue(parse({"token": TOKEN, "protect_reads": True}).admin.protect_reads)
+        self.fails("admin.protect_reads", "boolean", {"token": TOKEN, "protect_reads": "yes"})
+
     def test_tokenFile(self):
         """
         C{token_file} is relative to the configuration file and read now;
@@ -146,4 +151,21 @@ class ServiceTests(SynchronousTestCase):
         service, reactor = started_service(self, ADMIN.replace("[admin]", "[x]").split("[x]")[0]
                                            + "[pools.web]\ntargets = [\"127.0.0.1:8081\"]\n")
         self.assertEqual([port for port, _, _, _ in reactor.tcpServers], [18080])
+        self.successResultOf(service.stopService())
+
+    def test_reloadTriggers(self):
+        """
+        The admin API's reload is the service's reloader; with C{watch}, a
+        file watch runs it on changes.
+        """
+        from lbproxy.app.watch import FileWatch
+
+        service, reactor = started_service(self, ADMIN)
+        self.assertIs(service.core.reloader, service.reloader)
+        self.assertEqual([s for s in service if isinstance(s, FileWatch)], [])
+        self.successResultOf(service.stopService())
+        watched = ADMIN.replace("access_log = false", "access_log = false\nwatch = true")
+        service, reactor = started_service(self, watched)
+        [watch] = [s for s in service if isinstance(s, FileWatch)]
+        self.assertTrue(watch.running)
         self.successResultOf(service.stopService())

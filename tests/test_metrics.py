@@ -14,7 +14,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
 from lbproxy.observe.counters import BUCKETS, Histogram, method_class, quantile
-from lbproxy.observe.metricspage import metrics_resource
+from lbproxy.observe.collectors import ProxyCollector, metrics_registry
+from lbproxy.observe.metricspage import MetricsResource, metrics_resource
 from lbproxy.observe.states import target_state
 from lbproxy.testing import ProxyHarness
 from tests import test_tls_proxy
@@ -22,6 +23,9 @@ from tests.test_tls_proxy import TLSProxyTestCase
 
 CONFIG = {
     "server": {"connect_timeout": 2.0, "response_timeout": 10.0},
+    # (The pages are served only with [admin]: metrics_resource's reads
+    # follow its rule.)
+    "admin": {"token": "s3cret-token-0123456789"},
     "pools": {
         "mango": {"targets": ["10.1.0.1:8081", "10.1.0.2:8082"]},
         "apple": {"targets": ["10.2.0.1:9081"]},
@@ -40,7 +44,14 @@ def scrape(proxy, accept=None):
     GET /metrics of a harness's proxy: C{(content type, {name: family})}
     and the samples as C{{(name, frozen labels): value}}.
     """
-    resource = metrics_resource(proxy.core, proxy.reactor, lambda: [("http", "http/1.1", 3)])
+    core = proxy.core
+    # (The resource without the admin read rule: tests/test_statuspage
+    # covers that.)
+    collector = ProxyCollector(
+        core.metrics, core.registry, lambda: core.runtime, proxy.reactor,
+        lambda: [("http", "http/1.1", 3)],
+    )
+    resource = MetricsResource(metrics_registry(collector, core.metrics))
     request = DummyRequest([b""])
     if accept:
         request.requestHeaders.setRawHeaders(b"accept", [accept])

@@ -7,6 +7,8 @@ flight finish, listeners are added and removed all or nothing.
 
 from __future__ import annotations
 
+import json
+
 from twisted.internet.error import CannotListenError
 from twisted.internet.testing import MemoryReactorClock
 from twisted.internet.defer import fail, succeed
@@ -204,6 +206,7 @@ class ApplyTests(ReloadTestCase):
         self.assertEqual(outcome["targets_removed"], ["old/10.0.9.1:80", "web/10.0.0.2:80"])
         self.assertEqual(outcome["listeners_opened"], ["tcp:8081"])
         self.assertEqual(sorted(self.ports), ["tcp:8080", "tcp:8081"])
+        self.assertEqual(self.core.listeners, ("tcp:8080", "tcp:8081"))
         self.assertEqual(self.core.configInfo.loadedAt, 100)
         self.assertEqual(self.core.configInfo.reloads, 1)
         lines = [t for t in self.events.texts() if "reload" in t]
@@ -336,3 +339,63 @@ class WatchTests(SynchronousTestCase):
         watch.check()
         watch.check()
         self.assertEqual(reloads, ["file change"])
+
+
+class OverridesTests(SynchronousTestCase):
+    """
+    The admin API's changes pass from the main process to its workers.
+    """
+
+    def test_dumpLoad(self):
+        from lbproxy.config import Target
+        from lbproxy.runtime.overrides import ApiOverrides
+
+        overrides = ApiOverrides()
+        overrides.add("web", Target("http", "10.0.0.5", 80, weight=3))
+        overrides.setWeight("web", "10.0.0.1:80", 7)
+        overrides.drain("web", "10.0.0.2:80")
+        overrides.remove("old", "10.0.9.1:80")
+        copy = ApiOverrides()
+        copy.load(json.loads(json.dumps(overrides.dump())))
+        self.assertEqual(copy.describe(), overrides.describe())
+        self.assertEqual(copy.dump(), overrides.dump())
+
+    def test_workerApplies(self):
+        """
+        A worker's feed hands the main process's changes over; applied, the
+        worker's runtime has them (a drain included).
+        """
+        from lbproxy.app.feed import overrides_line
+        from lbproxy.config import Target
+        from lbproxy.runtime.overrides import ApiOverrides
+
+        main = ApiOverrides()
+        main.add("web", Target("http", "10.0.0.5", 80))
+        main.drain("web", "10.0.0.1:80")
+        worker = ProxyHarness(parse_text(BASE, "a.toml"))
+
+        def apply(data):
+            worker.core.overrides.load(data)
+            worker.core.rebuild()
+
+        HealthFeed(worker.registry, onOverrides=apply).dataReceived(overrides_line(main.dump()))
+        members = {m.target.address: m for m in worker.core.runtime.pools["web"].members}
+        self.assertEqual(sorted(members), ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.5:80"])
+        self.assertFalse(members["10.0.0.1:80"].state.up)
+        # Enabled again in the main process: the worker follows.
+        main.enable("web", "10.0.0.1:80")
+        HealthFeed(worker.registry, onOverrides=apply).dataReceived(overrides_line(main.dump()))
+        self.assertTrue(members["10.0.0.1:80"].state.up)
+
+    def test_sharedEntry(self):
+        """
+        A target in two pools (one entry) drained through one of them is
+        drained, whatever the order of the pools.
+        """
+        text = BASE.replace('targets = ["10.0.9.1:80"]', 'targets = ["10.0.0.1:80"]')
+        harness = ProxyHarness(parse_text(text, "a.toml"))
+        harness.core.overrides.drain("old", "10.0.0.1:80")
+        harness.core.markDrained(harness.core.runtime)
+        state = harness.core.runtime.pools["web"].members[0].state
+        self.assertIs(state, harness.core.runtime.pools["old"].members[0].state)
+        self.assertFalse(state.up)

@@ -249,3 +249,39 @@ class ProxySIGHUPTests(SynchronousTestCase):
         service.supervisor.signalWorkers = forwarded.append
         service.sighup.dispatch()
         self.assertEqual(forwarded, ["HUP"])
+
+
+class StopSignalsTests(SynchronousTestCase):
+    """
+    L{lbproxy.app.signals.StopSignals}: the first SIGTERM or SIGINT stops
+    gracefully, another one stops at once.
+    """
+
+    def test_firstThenSecond(self) -> None:
+        from lbproxy.app.signals import StopSignals
+
+        calls = []
+        installed = {}
+        reactor = MemoryReactorClock()
+        stops = StopSignals(reactor, lambda: calls.append("stop"), lambda: calls.append("abort"),
+                            installer=lambda signum, handler: installed.__setitem__(signum, handler))
+        stops.install()
+        self.assertEqual(sorted(installed), sorted([signal.SIGTERM, signal.SIGINT]))
+        stops.received(signal.SIGTERM)
+        self.assertEqual(calls, ["stop"])
+        stops.received(signal.SIGINT)
+        self.assertEqual(calls, ["stop", "abort"])
+
+    def test_stoppingOtherwise(self) -> None:
+        """
+        A stop that did not come from a signal (the main process went
+        away): a signal then stops at once.
+        """
+        from lbproxy.app.signals import StopSignals
+
+        calls = []
+        stops = StopSignals(MemoryReactorClock(), lambda: calls.append("stop"),
+                            lambda: calls.append("abort"), installer=lambda s, h: None)
+        stops.stopping = True
+        stops.received(signal.SIGTERM)
+        self.assertEqual(calls, ["abort"])

@@ -165,3 +165,37 @@ class StatusTests(SynchronousTestCase):
         self.assertEqual(target["state"], "ejected")
         self.assertIn("ejected for 30s after 1 connection failure", target["last_reason"])
         request.finish()
+
+
+class ProtectedReadTests(SynchronousTestCase):
+    """
+    With C{[admin] protect_reads}, the page, its stream and C{/metrics}
+    need the bearer token, like C{GET /api/status}.
+    """
+
+    def setUp(self):
+        settings = dict(CONFIG, admin=dict(CONFIG["admin"], protect_reads=True))
+        self.proxy = ProxyHarness(settings)
+        self.core = self.proxy.core
+        self.core.listeners = ("tcp:8080",)
+        self.stub = StubTreq(AdminRoot(self.core, self.proxy.reactor, PAGES))
+
+    def get(self, path, token=None):
+        headers = {b"Authorization": [b"Bearer " + token.encode()]} if token else {}
+        response = self.successResultOf(self.stub.get("http://admin" + path, headers=headers))
+        return response
+
+    def test_refused(self):
+        for path in ("/", "/events", "/metrics"):
+            response = self.get(path)
+            self.assertEqual(response.code, 401, path)
+            self.assertEqual(response.headers.getRawHeaders("www-authenticate"),
+                             ['Bearer realm="lbproxy"'])
+
+    def test_allowed(self):
+        from lbproxy.observe.statuspage import sampler_for
+
+        self.addCleanup(sampler_for(self.core, self.proxy.reactor).stop)
+        token = CONFIG["admin"]["token"]
+        self.assertEqual(self.get("/metrics", token).code, 200)
+        self.assertEqual(self.get("/", token).code, 200)

@@ -42,6 +42,9 @@ class FakeProcess:
     def writeToChild(self, fd: int, data: bytes) -> None:
         self.written.append((fd, data))
 
+    def closeChildFD(self, fd: int) -> None:
+        self.written.append((fd, None))
+
 
 class FakeSpawner:
     def __init__(self) -> None:
@@ -404,3 +407,50 @@ class WatchParentTests(SynchronousTestCase):
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
         self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+
+
+class ConfigPipeTests(SynchronousTestCase):
+    """
+    A worker reads the configuration its main process serves from a pipe,
+    not from the file.
+    """
+
+    def test_supervisorSends(self):
+        spawn = FakeSpawner()
+        sock = socket.socket()
+        self.addCleanup(sock.close)
+        texts = ["first"]
+        supervisor = WorkerSupervisor(
+            1, ["python"], [[sock]], Clock(), spawn, env={}, getpid=lambda: 1,
+            configText=lambda: texts[-1],
+        )
+        supervisor.startService()
+        protocol, executable, args, childFDs, process = spawn.calls[0]
+        configFD = FIRST_LISTEN_FD + 1
+        self.assertEqual(args[1:3], ["--config-fd", str(configFD)])
+        self.assertEqual(childFDs[configFD], "w")
+        self.assertEqual(process.written[:2], [(configFD, b"first"), (configFD, None)])
+        # A worker started later gets the text in service then.
+        texts.append("second")
+        supervisor.workers[0].processEnded(Failure(ProcessTerminated(exitCode=1)))
+        supervisor._clock.advance(60)
+        self.assertEqual(spawn.calls[-1][4].written[0], (configFD, b"second"))
+        supervisor._stopping = True
+
+    def test_optionsRead(self):
+        """
+        C{--config-fd}: the text is read from the descriptor to its end and
+        parsed with the file's name (relative names resolve against it).
+        """
+        import os
+
+        from lbproxy.app.tap import Options
+
+        read, write = os.pipe()
+        os.write(write, b'[pools.p]\ntargets = ["127.0.0.1:1"]\n')
+        os.close(write)
+        options = Options()
+        options.parseOptions(["--config", "/nonexistent/lb.toml", "--config-fd", str(read)])
+        self.assertEqual(options["loaded"].path, "/nonexistent/lb.toml")
+        self.assertEqual(list(options["loaded"].pools), ["p"])
+

@@ -20,8 +20,10 @@ Modules:
     C{core} is the L{lbproxy.app.wiring.ProxyCore}: C{core.runtime} (the
     running routes and pools), C{core.registry} (every target's state),
     C{core.configInfo}, C{core.overrides}, C{core.listeners}, and
-    C{core.config.admin.token} for pages that need the token
-    (L{lbproxy.admin.auth.authorized}).  A factory is called once, when
+    C{core.config} (check access with
+    L{lbproxy.admin.auth.may_read}C{(request, core.config)} for a read,
+    which honours C{[admin] protect_reads}, and
+    L{lbproxy.admin.auth.may_change} for a change).  A factory is called once, when
     the admin site is built; the resource it returns must read C{core}
     at request time (a reload swaps C{core.runtime}).
   - C{status}: L{status_snapshot <lbproxy.admin.status.status_snapshot>},

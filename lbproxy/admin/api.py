@@ -2,8 +2,10 @@
 """
 C{/api}: the admin API.
 
-  - C{GET /api/status}: the proxy's state (L{status_snapshot}); no token.
-  - C{GET /api/pools/{pool}/targets}: one pool's targets; no token.
+  - C{GET /api/status}: the proxy's state (L{status_snapshot}); no token
+    unless C{[admin] protect_reads}.
+  - C{GET /api/pools/{pool}/targets} and C{.../targets/{address}}: one
+    pool's targets, one target; no token either.
   - With C{Authorization: Bearer <token>}:
       - C{POST /api/reload}: reload the configuration file;
       - C{POST /api/pools/{pool}/targets} C{{"address": "host:port", "weight": N}};
@@ -29,7 +31,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from lbproxy.admin import changes
-from lbproxy.admin.auth import authorized
+from lbproxy.admin.auth import may_change, may_read
 from lbproxy.admin.jsonapi import ApiError, answer, error, read_json
 from lbproxy.admin.status import status_snapshot, target_status
 
@@ -73,18 +75,18 @@ class ApiResource(Resource):
 
     # -- routing ---------------------------------------------------------------
 
-    def route(self, segments: List[str]) -> Tuple[Dict[str, Callable], bool]:
+    def route(self, segments: List[str]) -> Dict[str, Callable]:
         """
-        The handlers of a path by method, and whether they change
-        something (need the token).
+        The handlers of a path by method (C{GET} reads, the others change
+        something).
 
         @raise ApiError: 404 for an unknown path.
         """
         n = len(segments)
         if segments == ["status"]:
-            return {"GET": lambda r: (200, self.status())}, False
+            return {"GET": lambda r: (200, self.status())}
         if segments == ["reload"]:
-            return {"POST": lambda r: self.reload()}, True
+            return {"POST": lambda r: self.reload()}
         if n >= 3 and segments[0] == "pools" and segments[2] == "targets":
             pool = segments[1]
             core = self._core
@@ -93,7 +95,7 @@ class ApiResource(Resource):
                     "GET": lambda r: (200, self.targets(pool)),
                     "POST": lambda r: (201, changes.add_target(
                         core, pool, read_json(r, ("address", "weight"), ("address",)))),
-                }, True
+                }
             address = segments[3]
             if n == 4:
                 return {
@@ -101,12 +103,11 @@ class ApiResource(Resource):
                     "PUT": lambda r: (200, changes.set_weight(
                         core, pool, address, read_json(r, ("weight",), ("weight",)))),
                     "DELETE": lambda r: (200, changes.remove_target(core, pool, address)),
-                }, True
+                }
             if n == 5 and segments[4] == "drain":
-                return {"POST": lambda r: (200, changes.drain_target(core, pool, address))}, True
+                return {"POST": lambda r: (200, changes.drain_target(core, pool, address))}
             if n == 5 and segments[4] == "enable":
-                return {"POST": lambda r: (200, changes.enable_target(
-                    core, pool, address, self._reactor.seconds()))}, True
+                return {"POST": lambda r: (200, changes.enable_target(core, pool, address))}
         raise ApiError(404, "no such API path")
 
     # -- reads -----------------------------------------------------------------
@@ -156,7 +157,7 @@ class _Call(Resource):
     def render(self, request):
         api = self._api
         try:
-            handlers, changing = api.route(_segments(request))
+            handlers = api.route(_segments(request))
             method = request.method.decode("ascii", "replace")
             if method == "HEAD" and "GET" in handlers:
                 method = "GET"
@@ -165,10 +166,12 @@ class _Call(Resource):
                 allow = ", ".join(sorted(handlers))
                 raise ApiError(405, f"method {method} not allowed (allowed: {allow})",
                                headers=[(b"Allow", allow.encode("ascii"))])
-            if changing and method != "GET":
-                if not authorized(request, api._core.config.admin.token):
-                    raise ApiError(401, "a valid bearer token is required",
-                                   headers=[(b"WWW-Authenticate", b'Bearer realm="lbproxy"')])
+            # Reads are open unless [admin] protect_reads; changes need the
+            # token.
+            allowed = may_read if method == "GET" else may_change
+            if not allowed(request, api._core.config):
+                raise ApiError(401, "a valid bearer token is required",
+                               headers=[(b"WWW-Authenticate", b'Bearer realm="lbproxy"')])
             result = handler(request)
         except ApiError as e:
             if e.code == 401:

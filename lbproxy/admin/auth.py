@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 from typing import Optional
 
-__all__ = ["authorized", "bearer_token"]
+__all__ = ["authorized", "bearer_token", "may_change", "may_read"]
 
 
 def bearer_token(header: Optional[bytes]) -> Optional[bytes]:
@@ -41,3 +41,25 @@ def authorized(request, token: str) -> bool:
         hmac.compare_digest(expected, b"\0" * len(expected))
         return False
     return hmac.compare_digest(given, expected)
+
+
+def may_change(request, config) -> bool:
+    """
+    Whether C{request} may change something: it carries the token of
+    C{config.admin} (no token opens anything once a reload removed
+    C{[admin]}).
+
+    @param config: the L{lbproxy.config.Config} in service (C{core.config}).
+    """
+    return authorized(request, getattr(config.admin, "token", ""))
+
+
+def may_read(request, config) -> bool:
+    """
+    Whether C{request} may read (status, pages, metrics): always, unless
+    C{[admin] protect_reads} asks for the token.
+    """
+    admin = config.admin
+    if admin is not None and not admin.protect_reads:
+        return True
+    return may_change(request, config)

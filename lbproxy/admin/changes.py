@@ -76,6 +76,7 @@ def add_target(core, pool: str, body: Dict[str, Any]) -> Dict[str, Any]:
     target = replace(target, weight=weight)
     core.overrides.add(pool, target)
     core.rebuild()
+    core.changed()
     log.info("admin API: pool {pool}: added target {address} (weight {weight})",
              pool=pool, address=target.address, weight=weight)
     return {"pool": pool, "address": target.address, "weight": weight, "added": True}
@@ -93,6 +94,7 @@ def remove_target(core, pool: str, address: str) -> Dict[str, Any]:
     inflight = member.state.inflight
     core.overrides.remove(pool, address)
     core.rebuild()
+    core.changed()
     log.info("admin API: pool {pool}: removed target {address} "
              "({inflight} requests in flight finish on it)",
              pool=pool, address=address, inflight=inflight)
@@ -106,21 +108,20 @@ def drain_target(core, pool: str, address: str) -> Dict[str, Any]:
     member = _member(core, pool, address)
     core.overrides.drain(pool, address)
     core.markDrained(core.runtime)
+    core.changed()
     log.info("admin API: pool {pool}: drained target {address} ({inflight} in flight)",
              pool=pool, address=address, inflight=member.state.inflight)
     return {"pool": pool, "address": address, "state": _state(member)}
 
 
-def enable_target(core, pool: str, address: str, now: float) -> Dict[str, Any]:
+def enable_target(core, pool: str, address: str) -> Dict[str, Any]:
     """
     C{POST .../enable}: a drained target takes requests again.
     """
     member = _member(core, pool, address)
     core.overrides.enable(pool, address)
-    state = member.state
-    if state.health is not None:
-        state.health.undrain(now)
-        state.up = state.health.available
+    core.markDrained(core.runtime)
+    core.changed()
     log.info("admin API: pool {pool}: enabled target {address}", pool=pool, address=address)
     return {"pool": pool, "address": address, "state": _state(member)}
 
@@ -136,6 +137,7 @@ def set_weight(core, pool: str, address: str, body: Dict[str, Any]) -> Dict[str,
     old = member.weight
     core.overrides.setWeight(pool, address, weight)
     core.rebuild()
+    core.changed()
     log.info("admin API: pool {pool}: target {address} weight {old} -> {weight}",
              pool=pool, address=address, old=old, weight=weight)
     return {"pool": pool, "address": address, "weight": weight}

@@ -9,7 +9,8 @@ pool that still exist is untouched}.  A connection says what it is busy
 with as I{keys}: for each piece of work in progress, the configured
 L{lbproxy.config.Route} and the name of its pool.  An HTTP/1.x channel's
 keys are its requests' routes (set by the routing terminal as
-C{request.lbRoute}, the L{lbproxy.runtime.chains.CompiledRoute}); any
+C{request.lbRoute}, the L{lbproxy.runtime.chains.CompiledRoute}), and an
+HTTP/2 connection's those of its open streams' requests; any
 other long-lived connection (a WebSocket or TCP relay) joins by being
 passed to L{LiveConnections.opened} and offering C{drainKeys()},
 C{closeWhenIdle()} and C{abortNow()} (see L{channel_keys} for the
@@ -51,14 +52,23 @@ def route_exists(key: Key, runtime) -> bool:
     to it (the same configured settings) and a pool of that name.
     """
     route, pool = key
+    if route is None:
+        # Not routed (yet, or at all): answered by lbproxy itself.
+        return True
     if pool not in runtime.pools:
         return False
-    if route is None or route == runtime.defaultRoute:
-        return True
-    return route in runtime.config.routes
+    return route == runtime.defaultRoute or route in runtime.config.routes
 
 
 def _requests(conn) -> List[Any]:
+    """
+    The requests in progress on a channel: an HTTP/1.x channel's
+    C{requests}, or the requests of an HTTP/2 connection's open streams.
+    """
+    streams = getattr(conn, "streams", None)
+    if streams is not None:
+        # (Twisted's H2Stream keeps its request as _request.)
+        return [s._request for s in streams.values() if getattr(s, "_request", None)]
     return list(getattr(conn, "requests", None) or ())
 
 
@@ -113,9 +123,12 @@ def _closeWhenIdle(conn) -> bool:
         if transport is not None:
             transport.loseConnection()
         return True
-    for request in requests:
-        if not getattr(request, "startedWriting", True):
-            request.responseHeaders.setRawHeaders(b"Connection", [b"close"])
+    if getattr(conn, "streams", None) is None:
+        # HTTP/1.x (HTTP/2 has no Connection header: the connection just
+        # closes once its streams are done).
+        for request in requests:
+            if not getattr(request, "startedWriting", True):
+                request.responseHeaders.setRawHeaders(b"Connection", [b"close"])
     return False
 
 
@@ -235,7 +248,6 @@ class LiveConnections:
         Close every connection now (the drain time is up, or the operator
         asked again).
         """
-        self._deadline = None
         busy = [conn for conn in self._open if channel_keys(conn)]
         if busy:
             log.warn(

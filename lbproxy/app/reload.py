@@ -221,6 +221,8 @@ class Reloader:
         if self.listeners is not None:
             self.listeners.adopt(opened)
             closed = yield self.listeners.closeExcept(config.server.listen)
+            others = [d for d in self.core.listeners if d not in old.server.listen]
+            self.core.listeners = tuple(config.server.listen) + tuple(others)
         draining = self.core.live.drainRemoved(runtime, config.server.drain_timeout)
         if self._workers is not None:
             self._workers(self.path, text)
@@ -258,14 +260,20 @@ class Reloader:
                 outcome["restart_needed"])
         log.info(
             "reload ({source}) applied in {ms:.1f} ms: configuration {checksum}, "
-            "{routes} routes, {pools} pools; listeners +{opened} -{closed}; targets "
-            "+{added} -{removed}; {draining} connection(s) draining{extra}",
+            "{routes} routes, {pools} pools; listeners opened: {opened}, closed: {closed}; "
+            "targets added: {added}, removed: {removed}; {draining} connection(s) "
+            "draining{extra}",
             source=outcome["source"], ms=outcome["seconds"] * 1000,
             checksum=outcome["checksum"], routes=outcome["routes"], pools=outcome["pools"],
-            opened=outcome["listeners_opened"] or 0, closed=outcome["listeners_closed"] or 0,
-            added=outcome["targets_added"] or 0, removed=outcome["targets_removed"] or 0,
+            opened=_names(outcome["listeners_opened"]),
+            closed=_names(outcome["listeners_closed"]),
+            added=_names(outcome["targets_added"]), removed=_names(outcome["targets_removed"]),
             draining=outcome["draining_connections"], extra=extra,
         )
+
+
+def _names(items) -> str:
+    return ", ".join(items) if items else "none"
 
 
 def _summary(runtime) -> set:

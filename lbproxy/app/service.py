@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 from lbproxy.admin.mounts import PAGES
 from lbproxy.admin.root import admin_site
 from lbproxy.observe.accesslog import open_access_log
-from lbproxy.config import Config
+from lbproxy.config import Config, ConfigError
 from lbproxy.demo import demoSite
 from lbproxy.app.gctuning import freeze_startup_objects
 from lbproxy.app.listening import DEFAULT_BACKLOG, server_endpoint
@@ -34,8 +34,8 @@ from lbproxy.app.wiring import ProxyCore
 from lbproxy.frontend.limits import ClientLimits
 from lbproxy.health.checker import probe_client
 from lbproxy.app.listeners import ListenerSet
-from lbproxy.app.reload import Reloader, reload_line
-from lbproxy.app.signals import SecondSignal, SignalService
+from lbproxy.app.reload import Reloader, read_text, reload_line
+from lbproxy.app.signals import SignalService, StopSignals
 from lbproxy.app.watch import FileWatch
 from lbproxy.tls.edge import TLSEdge
 from lbproxy.tls.material import TLSMaterial
@@ -45,6 +45,7 @@ from lbproxy.app.workers import (
     HealthFeed,
     WorkerSupervisor,
     announce_ready,
+    overrides_line,
     bind_listeners,
     parse_tcp_listen,
     state_line,
@@ -94,6 +95,7 @@ class ProxyService(MultiService):
         MultiService.__init__(self)
         self.reactor = reactor
         self.proxyListeners: List[Service] = []
+        self.stopSignals = StopSignals(reactor, self._stopReactor, self._stopNow)
         self.role = "worker" if listenFDs is not None else (
             "main" if config.server.workers > 1 else "single"
         )
@@ -134,8 +136,9 @@ class ProxyService(MultiService):
         listeners += self.tls.listeners(self.site)
         core.listeners = tuple(description for description, _ in listeners)
         for _, factory in listeners:
-            # Followed for reload drains and graceful shutdown.
-            factory.liveConnections = core.live
+            # Followed for reload drains and graceful shutdown (on the site
+            # itself, inside a TLS listener's TLSMemoryBIOFactory).
+            getattr(factory, "wrappedFactory", factory).liveConnections = core.live
         self.plainListeners = ListenerSet(
             self, lambda description: self._endpoint(reactor, description), plainSite
         )
@@ -153,6 +156,7 @@ class ProxyService(MultiService):
                 self.registry,
                 parentGone=lambda: stop_reactor(reactor),
                 onReload=lambda path, text: self.reloader.reload("main process", text),
+                onOverrides=self._applyOverrides,
             )
             HealthFeedService(reactor, feed).setServiceParent(self)
         else:
@@ -202,9 +206,26 @@ class ProxyService(MultiService):
         The main process of workers: every worker applies the text it
         validated, then gets the health states of its (new) targets.
         """
+        self.configText = text
         self.supervisor.broadcast(reload_line(path, text))
         for line in self.health.snapshot():
             self.supervisor.broadcast(line)
+
+    def _sendOverrides(self, overrides) -> None:
+        """
+        The main process of workers: the admin API changed something; every
+        worker applies the same changes, then gets the health states.
+        """
+        self.supervisor.broadcast(overrides_line(overrides.dump()))
+        for line in self.health.snapshot():
+            self.supervisor.broadcast(line)
+
+    def _applyOverrides(self, data: dict) -> None:
+        """
+        In a worker: the admin API's changes, as the main process has them.
+        """
+        self.core.overrides.load(data)
+        self.core.rebuild()
 
     def _startAdmin(self, config: Config, reactor) -> None:
         """
@@ -252,14 +273,22 @@ class ProxyService(MultiService):
         )
         self.sockets.setServiceParent(self)
         health = self.health
+        #: The text of the configuration in service, for workers started
+        #: later (the file may have changed since, even to an invalid one).
+        try:
+            self.configText: Optional[str] = read_text(config.path)
+        except ConfigError:
+            # Not from a file (tests): the workers read it themselves.
+            self.configText = None
         self.supervisor = WorkerSupervisor(
             config.server.workers,
             worker_argv(config.path),
             self.sockets.sockets,
             reactor,
             spawn,
-            snapshot=health.snapshot,
+            snapshot=lambda: [overrides_line(self.core.overrides.dump())] + health.snapshot(),
             stopGrace=config.server.drain_timeout + STOP_GRACE,
+            configText=(lambda: self.configText) if self.configText is not None else None,
         )
         health.onChange = lambda entry: self.supervisor.broadcast(
             state_line(entry.ident, entry.up)
@@ -267,6 +296,7 @@ class ProxyService(MultiService):
         self.supervisor.setServiceParent(self)
         # Validated here once; the workers apply the text (_sendReload).
         self.reloader = Reloader(self.core, reactor, config.path, workers=self._sendReload)
+        self.core.onApiChange = self._sendOverrides
         self._reloadTriggers(config, reactor)
         self.sighup = SignalService(signal.SIGHUP, reactor)
         self.sighup.add("configuration reload", lambda: self.reloader.reload("SIGHUP"))
@@ -324,6 +354,25 @@ class ProxyService(MultiService):
             line = startup_line(self.config, self.role)
             log.info("{line}", line=line)
             sd_notify("READY=1\nSTATUS=" + line, self.environ)
+        # After the reactor's own handlers, which it installs as it starts.
+        self.reactor.callWhenRunning(self.stopSignals.install)
+
+    def _stopNow(self) -> None:
+        """
+        A second SIGTERM or SIGINT: cut what is still draining.
+        """
+        if self.role == "main":
+            self.supervisor.signalWorkers("TERM")
+        else:
+            self.core.live.abortAll()
+
+    def _stopReactor(self) -> None:
+        from twisted.internet.error import ReactorNotRunning
+
+        try:
+            self.reactor.stop()
+        except ReactorNotRunning:
+            pass
 
     def stopService(self):
         """
@@ -332,15 +381,11 @@ class ProxyService(MultiService):
         connections close, then stop the rest.  SIGTERM or SIGINT again
         cuts what is left at once.
         """
+        self.stopSignals.stopping = True
         if self.role == "main":
-            # The workers drain (the supervisor gives them drain_timeout);
-            # again: they are told again, and stop at once.
-            second = SecondSignal(self.reactor, lambda: self.supervisor.signalWorkers("TERM"))
-            second.arm()
-            return MultiService.stopService(self).addBoth(_passing(second.disarm))
+            # The workers drain (the supervisor gives them drain_timeout).
+            return MultiService.stopService(self)
         live = self.core.live
-        second = SecondSignal(self.reactor, live.abortAll)
-        second.arm()
         listeners = self.proxyListeners + [
             service for service in self.plainListeners.services()
             if service not in self.proxyListeners
@@ -351,7 +396,6 @@ class ProxyService(MultiService):
         ]
         d = gatherResults(closing, consumeErrors=True)
         d.addBoth(lambda _: live.shutdown(self.config.server.drain_timeout))
-        d.addBoth(_passing(second.disarm))
         d.addBoth(lambda _: MultiService.stopService(self))
 
         def closed(result):
@@ -361,17 +405,6 @@ class ProxyService(MultiService):
             return result
 
         return d.addBoth(closed)
-
-
-def _passing(call):
-    """
-    A callback that calls C{call()} and passes the result on.
-    """
-    def callback(result):
-        call()
-        return result
-
-    return callback
 
 
 class ListeningSockets(Service):

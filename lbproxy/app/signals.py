@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-__all__ = ["SecondSignal", "SignalService", "signal_name"]
+__all__ = ["SignalService", "StopSignals", "signal_name"]
 
 log = Logger()
 
@@ -118,38 +118,50 @@ class SignalService(Service):
         self._install(self.signum, previous if previous is not None else _signal.SIG_DFL)
 
 
-class SecondSignal:
+class StopSignals:
     """
-    While a graceful stop drains, SIGTERM or SIGINT again stops at once:
-    C{action} runs (from the reactor loop) instead of the reactor's own
-    handler, which would only ask again for the stop already under way.
+    SIGTERM and SIGINT: the first stops gracefully (C{stop}, the reactor's
+    stop, which stops the services: they drain), and the process exits 0
+    once done; another, while stopping, cuts what is left (C{abort}).
+
+    Installed once the reactor runs, in place of the reactor's own
+    handlers, which would make twistd end by killing itself with the
+    signal (status 143), and answer a second signal only by asking again
+    for the stop already under way.
     """
 
     def __init__(
         self,
         reactor,
-        action: Callable[[], Any],
+        stop: Callable[[], Any],
+        abort: Callable[[], Any],
         signums: Sequence[int] = (_signal.SIGTERM, _signal.SIGINT),
         installer: Optional[Callable[[int, Any], Any]] = None,
     ) -> None:
         self._reactor = reactor
-        self._action = action
+        self._stop = stop
+        self._abort = abort
         self._signums = tuple(signums)
         self._install = installer or _signal.signal
-        self._previous: dict = {}
+        #: Whether a stop has begun (by a signal or otherwise).
+        self.stopping = False
 
-    def arm(self) -> None:
+    def install(self) -> None:
         for signum in self._signums:
-            self._previous[signum] = self._install(signum, self._handler)
-
-    def disarm(self) -> None:
-        previous, self._previous = self._previous, {}
-        for signum, handler in previous.items():
-            self._install(signum, handler if handler is not None else _signal.SIG_DFL)
+            self._install(signum, self._handler)
 
     def _handler(self, signum, frame) -> None:
-        self._reactor.callFromThread(self._fire, signum)
+        self._reactor.callFromThread(self.received, signum)
 
-    def _fire(self, signum: int) -> None:
-        log.warn("{signal} again: stopping now", signal=signal_name(signum))
-        self._action()
+    def received(self, signum: int) -> None:
+        """
+        C{signum} arrived (called in the reactor loop).
+        """
+        if self.stopping:
+            log.warn("{signal} again: stopping now", signal=signal_name(signum))
+            self._abort()
+            return
+        self.stopping = True
+        log.info("{signal}: stopping gracefully (again to stop at once)",
+                 signal=signal_name(signum))
+        self._stop()

@@ -28,6 +28,7 @@ class Options(usage.Options):
         ["listen-fds", None, None, "(internal) inherited listening descriptors."],
         ["worker-index", None, None, "(internal) this worker's number."],
         ["parent-pid", None, None, "(internal) the main process, to end with."],
+        ["config-fd", None, None, "(internal) read the configuration's text here."],
     ]
     optFlags = [
         ["check", None, "Validate the configuration and exit."],
@@ -40,7 +41,11 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         try:
-            self["loaded"] = load_config(self["config"])
+            if self["config-fd"] is not None:
+                # A worker: the text its main process validated and serves.
+                self["loaded"] = _configFromFD(int(self["config-fd"]), self["config"])
+            else:
+                self["loaded"] = load_config(self["config"])
             # Certificates, keys and CA files too, so that a bad one stops
             # start-up here; --check writes nothing (no demo certificate).
             self["tls"] = self._loadTLS(self["loaded"])
@@ -79,6 +84,25 @@ class Options(usage.Options):
         for path in material.generated:
             self._stderr.write("lbproxy: generated a self-signed certificate: %s\n" % (path,))
         return material
+
+
+def _configFromFD(fd: int, path: str):
+    """
+    The configuration whose text arrives on C{fd} (until its end), with
+    relative names resolved against C{path}'s directory.
+    """
+    import os
+
+    from lbproxy.app.reload import parse_text
+
+    chunks = []
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    return parse_text(b"".join(chunks).decode("utf-8"), path)
 
 
 def _restartForPyPy() -> None:

@@ -115,6 +115,9 @@ class ProxyCore:
         self.overrides = ApiOverrides()
         self.listeners: Tuple[str, ...] = ()
         self.reloader = None
+        #: Called with the L{ApiOverrides} after each change through the
+        #: admin API (L{changed}).
+        self.onApiChange = None
         self.connections = ConnectionPool(
             reactor,
             connectTimeout=server.connect_timeout,
@@ -186,15 +189,32 @@ class ProxyCore:
     def markDrained(self, runtime: Runtime) -> None:
         """
         Targets drained through the admin API stay drained in C{runtime}
-        (their entry may be new, e.g. after a change of health settings).
+        (their entry may be new, e.g. after a change of health settings);
+        those no longer drained there take requests again.
         """
         now = self._clock.seconds()
-        for name, pool in runtime.pools.items():
-            drained = self.overrides.drained(name)
-            if not drained:
-                continue
+        # An entry may be shared by pools: decide for all before applying.
+        drained = {
+            member.state
+            for name, pool in runtime.pools.items()
+            for member in pool.members
+            if member.target.address in self.overrides.drained(name)
+        }
+        for pool in runtime.pools.values():
             for member in pool.members:
                 state = member.state
-                if member.target.address in drained and state.health is not None:
+                if state.health is None:
+                    continue
+                if state in drained:
                     state.health.drain(now)
-                    state.up = state.health.available
+                else:
+                    state.health.undrain(now)
+                state.up = state.health.available
+
+    def changed(self) -> None:
+        """
+        The admin API changed something (already in service here): tell
+        whoever listens (the main process of workers passes it on).
+        """
+        if self.onApiChange is not None:
+            self.onApiChange(self.overrides)

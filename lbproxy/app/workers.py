@@ -37,7 +37,6 @@ and runs N worker processes that inherit them, supervising them.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sys
@@ -45,10 +44,18 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.internet.protocol import ProcessProtocol, Protocol
+from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 
+from lbproxy.app.feed import HealthFeed, overrides_line, state_line
 from lbproxy.app.listening import DEFAULT_BACKLOG, split_endpoint
+
+__all__ = [
+    "FIRST_LISTEN_FD", "HEALTH_FD", "MAX_BACKOFF", "READY_FD", "STABLE_AFTER", "STOP_GRACE",
+    "HealthFeed", "WorkerSupervisor", "announce_ready", "bind_listener", "bind_listeners",
+    "can_reuse_port", "overrides_line", "parse_tcp_listen", "state_line", "worker_argv",
+    "worker_count",
+]
 
 log = Logger()
 
@@ -266,6 +273,7 @@ class WorkerSupervisor(Service):
         snapshot: Callable[[], List[bytes]] = lambda: [],
         getpid: Callable[[], int] = os.getpid,
         stopGrace: float = STOP_GRACE,
+        configText: Optional[Callable[[], str]] = None,
     ) -> None:
         """
         @param count: how many workers.
@@ -281,6 +289,10 @@ class WorkerSupervisor(Service):
             pid (C{--parent-pid}), to end with it.
         @param stopGrace: seconds stopping workers get to drain before
             SIGKILL (C{drain_timeout} and some).
+        @param configText: the text of the configuration in service (as
+            the main process validated it): a worker reads it from a pipe
+            (C{--config-fd}) instead of the file, so that a worker started
+            after the file changed runs what the others run.
         """
         self.count = count
         self._argv = list(argv)
@@ -292,6 +304,7 @@ class WorkerSupervisor(Service):
         self._snapshot = snapshot
         self._getpid = getpid
         self._stopGrace = stopGrace
+        self._configText = configText
         self.workers: Dict[int, _Worker] = {}
         self._backoff: Dict[int, float] = {}
         self._pending: Dict[int, object] = {}
@@ -313,7 +326,12 @@ class WorkerSupervisor(Service):
         childFDs = {1: 1, 2: 2, HEALTH_FD: "w", READY_FD: "r"}
         for i, group in enumerate(self._listeners):
             childFDs[FIRST_LISTEN_FD + i] = group[index % len(group)].fileno()
-        args = self._argv + [
+        args = list(self._argv)
+        if self._configText is not None:
+            configFD = FIRST_LISTEN_FD + len(self._listeners)
+            childFDs[configFD] = "w"
+            args += ["--config-fd", str(configFD)]
+        args += [
             "--parent-pid", str(self._getpid()),
             "--listen-fds", fds, "--worker-index", str(index),
         ]
@@ -323,6 +341,10 @@ class WorkerSupervisor(Service):
 
     def _workerStarted(self, worker: _Worker) -> None:
         log.info("worker {index} started (pid {pid})", index=worker.index, pid=worker.pid)
+        if self._configText is not None:
+            configFD = FIRST_LISTEN_FD + len(self._listeners)
+            worker.transport.writeToChild(configFD, self._configText().encode("utf-8"))
+            worker.transport.closeChildFD(configFD)
         for line in self._snapshot():
             worker.send(line)
 
@@ -395,15 +417,6 @@ class WorkerSupervisor(Service):
 # -- inside a worker ------------------------------------------------------------
 
 
-def state_line(ident: str, up: bool) -> bytes:
-    """
-    One health-state message from the main process to its workers: the
-    L{lbproxy.runtime.targets.TargetState} whose C{ident} this is, is up or
-    down.
-    """
-    return json.dumps({"target": ident, "up": up}).encode("utf-8") + b"\n"
-
-
 def announce_ready() -> None:
     """
     In a worker: tell the main process that this worker runs.
@@ -413,59 +426,6 @@ def announce_ready() -> None:
         os.close(READY_FD)
     except OSError:
         pass
-
-
-class HealthFeed(Protocol):
-    """
-    In a worker: applies the main process's health states (L{state_line}s)
-    to the entries of this worker's target registry, whichever runtime's
-    pools refer to them.
-    """
-
-    _buffer = b""
-
-    def __init__(
-        self,
-        registry,
-        parentGone: Callable[[], object] = lambda: None,
-        onReload: Callable[[str, str], object] = lambda path, text: None,
-    ) -> None:
-        """
-        @param registry: the worker's L{lbproxy.runtime.targets.TargetRegistry}.
-        @param parentGone: called when the pipe ends: the main process is
-            gone (see L{lbproxy.app.parent}).
-        @param onReload: called with the path and text of a configuration
-            the main process validated (L{lbproxy.app.reload.reload_line}),
-            before the health states that follow it are applied.
-        """
-        self._registry = registry
-        self.parentGone = parentGone
-        self.onReload = onReload
-
-    def dataReceived(self, data: bytes) -> None:
-        lines = (self._buffer + data).split(b"\n")
-        self._buffer = lines.pop()
-        for line in lines:
-            try:
-                message = json.loads(line)
-                if "reload" in message:
-                    self.onReload(str(message.get("path", "")), str(message["reload"]))
-                    continue
-                entry = self._registry.find(message["target"])
-                up = bool(message["up"])
-            except (ValueError, KeyError, TypeError):
-                continue
-            if entry is None:
-                continue
-            health = entry.health
-            if health is not None:
-                health.external(up)
-            entry.up = health.available if health is not None else up
-
-    def connectionLost(self, reason=None) -> None:
-        # The main process is gone: nothing more will come, and nobody
-        # supervises this worker any more.
-        self.parentGone()
 
 
 def worker_argv(configPath: str) -> List[str]:

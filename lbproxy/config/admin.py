@@ -26,7 +26,7 @@ __all__ = [
     "AdminConfig", "DEFAULT_ADMIN_LISTEN", "check_admin_listen", "loopback_only", "parse_admin",
 ]
 
-_ADMIN_KEYS = ("listen", "token", "token_file")
+_ADMIN_KEYS = ("listen", "protect_reads", "token", "token_file")
 DEFAULT_ADMIN_LISTEN = "tcp:9901:interface=127.0.0.1"
 #: Shorter tokens are too easy to guess.
 MIN_TOKEN_LENGTH = 16
@@ -42,11 +42,14 @@ class AdminConfig:
         a repr or a log line).
     @ivar token_file: the file the token was read from, or L{None} when it
         is written in the configuration.
+    @ivar protect_reads: reads (C{GET}) need the token too; by default
+        they do not (the listener is local).
     """
 
     listen: str = DEFAULT_ADMIN_LISTEN
     token: str = field(default="", repr=False)
     token_file: Optional[str] = None
+    protect_reads: bool = False
 
 
 def loopback_only(description: str) -> str:
@@ -95,6 +98,9 @@ def parse_admin(value: Any, key: str, reader: Reader) -> AdminConfig:
     The C{[admin]} table (at C{key}).
     """
     table = reader.table(value, key, _ADMIN_KEYS)
+    protect = False
+    if "protect_reads" in table:
+        protect = reader.boolean(table["protect_reads"], child_key(key, "protect_reads"))
     listen = DEFAULT_ADMIN_LISTEN
     if "listen" in table:
         listen = loopback_only(reader.endpoint(table["listen"], child_key(key, "listen")))
@@ -106,12 +112,12 @@ def parse_admin(value: Any, key: str, reader: Reader) -> AdminConfig:
         token_key = child_key(key, "token")
         token = reader.nonempty_string(table["token"], token_key).strip()
         _check_token(token, token_key, reader)
-        return AdminConfig(listen=listen, token=token)
+        return AdminConfig(listen=listen, token=token, protect_reads=protect)
     if "token_file" in table:
         file_key = child_key(key, "token_file")
         path = reader.file(table["token_file"], file_key)
         token = _read_token(path, file_key, reader)
-        return AdminConfig(listen=listen, token=token, token_file=path)
+        return AdminConfig(listen=listen, token=token, token_file=path, protect_reads=protect)
     raise reader.fail(
         child_key(key, "token_file"),
         "required key is missing: the admin API needs a token (token_file or token)",

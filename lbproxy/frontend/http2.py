@@ -393,6 +393,7 @@ class NegotiatingChannel:
     channel = None
     _decided = False
     _countedH2 = False
+    _live = None
 
     def _configure(self, channel) -> None:
         channel.factory = self.factory
@@ -441,6 +442,10 @@ class NegotiatingChannel:
         if self.factory is not None and hasattr(self.factory, "openConnections"):
             self.factory.openConnections += 1
             self._countedH2 = True
+        # Followed for reload drains and graceful shutdown (lbproxy.app.drain).
+        self._live = getattr(self.factory, "liveConnections", None)
+        if self._live is not None:
+            self._live.opened(channel)
         channel.makeConnection(self.transport)
         self.transport.registerProducer(channel, True)
 
@@ -448,6 +453,9 @@ class NegotiatingChannel:
         if self._countedH2:
             self._countedH2 = False
             self.factory.openConnections -= 1
+        if self._live is not None:
+            self._live.closed(self.channel)
+            self._live = None
         if self.channel is not None:
             self.channel.connectionLost(reason)
 

@@ -10,6 +10,7 @@ from prometheus_client.exposition import choose_encoder
 from twisted.web.resource import Resource
 
 from lbproxy.observe.collectors import ProxyCollector, metrics_registry
+from lbproxy.observe.readaccess import refuse_unless_readable
 
 __all__ = ["MetricsResource", "metrics_page", "metrics_resource"]
 
@@ -21,14 +22,20 @@ class MetricsResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, registry) -> None:
+    def __init__(self, registry, core=None) -> None:
         """
         @param registry: a C{prometheus_client} C{CollectorRegistry}.
+        @param core: the L{lbproxy.app.wiring.ProxyCore} whose configuration
+            says whether reads need the admin token (L{None}: they do not).
         """
         Resource.__init__(self)
         self._registry = registry
+        self._core = core
 
     def render_GET(self, request) -> bytes:
+        refused = refuse_unless_readable(request, self._core)
+        if refused is not None:
+            return refused
         accept = request.getHeader(b"accept")
         encoder, contentType = choose_encoder(accept.decode("latin-1") if accept else None)
         request.setHeader(b"Content-Type", contentType.encode("ascii"))
@@ -50,7 +57,7 @@ def metrics_resource(core, clock, connections=lambda: ()) -> MetricsResource:
     collector = ProxyCollector(
         core.metrics, core.registry, lambda: core.runtime, clock, connections
     )
-    return MetricsResource(metrics_registry(collector, core.metrics))
+    return MetricsResource(metrics_registry(collector, core.metrics), core)
 
 
 def metrics_page(core, reactor) -> MetricsResource:

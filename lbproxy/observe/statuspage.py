@@ -29,6 +29,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from lbproxy.admin.status import status_snapshot
 from lbproxy.observe.counters import quantile
+from lbproxy.observe.readaccess import refuse_unless_readable
 from lbproxy.observe.states import target_state
 from lbproxy.observe.statushtml import render_page
 
@@ -60,7 +61,7 @@ class StatusSampler:
         @param core: the L{lbproxy.app.wiring.ProxyCore}.
         @param clock: its reactor.
         """
-        self._core = core
+        self.core = self._core = core
         self._clock = clock
         self._history: Dict[str, Deque[Sample]] = {}
         self.subscribers: Set[Any] = set()
@@ -172,6 +173,9 @@ class StatusPage(Resource):
         self._sampler = sampler
 
     def render_GET(self, request) -> bytes:
+        refused = refuse_unless_readable(request, self._sampler.core)
+        if refused is not None:
+            return refused
         self._sampler.start()
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
         request.setHeader(b"Cache-Control", b"no-store")
@@ -197,6 +201,9 @@ class StatusEvents(Resource):
         self._sampler = sampler
 
     def render_GET(self, request):
+        refused = refuse_unless_readable(request, self._sampler.core)
+        if refused is not None:
+            return refused
         self._sampler.start()
         request.setHeader(b"Content-Type", b"text/event-stream; charset=utf-8")
         request.setHeader(b"Cache-Control", b"no-store")

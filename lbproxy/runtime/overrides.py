@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_overrides -*-
+# -*- test-case-name: tests.test_reload -*-
 """
 Changes made through the admin API, kept apart from the configuration
 file and laid over every configuration loaded from it.
@@ -134,6 +134,37 @@ class ApiOverrides:
             for address in sorted(removed):
                 changes.append({"pool": pool, "address": address, "change": "removed"})
         return changes
+
+    # -- passing on ------------------------------------------------------------
+
+    def dump(self) -> Dict[str, Any]:
+        """
+        Every change as JSON-ready data (for the workers of a main process,
+        L{load}).
+        """
+        return {
+            "added": {
+                pool: {address: [t.scheme, t.host, t.port, t.weight]
+                       for address, t in added.items()}
+                for pool, added in self._added.items()
+            },
+            "weights": {pool: dict(weights) for pool, weights in self._weights.items()},
+            "drained": {pool: sorted(drained) for pool, drained in self._drained.items()},
+            "removed": {pool: sorted(removed) for pool, removed in self._removed.items()},
+        }
+
+    def load(self, data: Dict[str, Any]) -> None:
+        """
+        Replace every change with those of L{dump}'s C{data}.
+        """
+        self._added = {
+            pool: {address: Target(scheme, host, port, weight)
+                   for address, (scheme, host, port, weight) in added.items()}
+            for pool, added in data.get("added", {}).items()
+        }
+        self._weights = {pool: dict(w) for pool, w in data.get("weights", {}).items()}
+        self._drained = {pool: set(d) for pool, d in data.get("drained", {}).items()}
+        self._removed = {pool: set(r) for pool, r in data.get("removed", {}).items()}
 
     # -- applying --------------------------------------------------------------
 
