@@ -262,6 +262,49 @@ class ScrapeTests(SynchronousTestCase):
         self.assertEqual(value(samples, "lbproxy_cache_hits_total", pool="mango"), 7.0)
 
 
+class CacheMetricsTests(SynchronousTestCase):
+    """
+    The shared cache's counters (once a route with a cache made one) are
+    scraped with the rest; without a cache there are no cache series.
+    """
+
+    def test_cache(self):
+        from types import SimpleNamespace
+
+        proxy = ProxyHarness(CONFIG)
+        # (Services gets its cache slot with the cache feature: a stand-in.)
+        services = proxy.core.services = SimpleNamespace(cache=None)
+        resource = metrics_resource(proxy.core, proxy.reactor)
+
+        def scraped():
+            request = DummyRequest([b""])
+            request.requestHeaders.setRawHeaders(
+                b"authorization", [b"Bearer " + CONFIG["admin"]["token"].encode()]
+            )
+            body = resource.render_GET(request).decode()
+            return {
+                (s.name, frozenset(s.labels.items())): s.value
+                for family in text_string_to_metric_families(body) for s in family.samples
+            }
+
+        self.assertFalse([key for key in scraped() if key[0].startswith("lbproxy_cache")])
+
+        class Cache:
+            counters = {"HIT": 7, "MISS": 3, "BYPASS": 1, "stored": 3, "purged": 0}
+
+            def stats(self):
+                return dict(self.counters, entries=3, bytes=4096, max_bytes=1 << 20,
+                            evicted=0, inflight=1, coalesced=2)
+
+        services.cache = Cache()
+        samples = scraped()
+        self.assertEqual(value(samples, "lbproxy_cache_responses_total", result="hit"), 7.0)
+        self.assertEqual(value(samples, "lbproxy_cache_responses_total", result="miss"), 3.0)
+        self.assertEqual(value(samples, "lbproxy_cache_events_total", event="stored"), 3.0)
+        self.assertEqual(value(samples, "lbproxy_cache_bytes"), 4096.0)
+        self.assertEqual(value(samples, "lbproxy_cache_coalesced_total"), 2.0)
+
+
 class CounterTests(SynchronousTestCase):
     """
     The counters themselves.

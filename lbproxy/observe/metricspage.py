@@ -9,6 +9,7 @@ from __future__ import annotations
 from prometheus_client.exposition import choose_encoder
 from twisted.web.resource import Resource
 
+from lbproxy.observe.cachemetrics import CacheCollector
 from lbproxy.observe.collectors import ProxyCollector, metrics_registry
 from lbproxy.observe.readaccess import refuse_unless_readable
 
@@ -57,7 +58,9 @@ def metrics_resource(core, clock, connections=lambda: ()) -> MetricsResource:
     collector = ProxyCollector(
         core.metrics, core.registry, lambda: core.runtime, clock, connections
     )
-    return MetricsResource(metrics_registry(collector, core.metrics), core)
+    registry = metrics_registry(collector, core.metrics)
+    registry.register(CacheCollector(core.services))
+    return MetricsResource(registry, core)
 
 
 def metrics_page(core, reactor) -> MetricsResource:
