@@ -16,20 +16,17 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.defer import gatherResults, maybeDeferred
 from twisted.internet.endpoints import AdoptedStreamServerEndpoint
 from twisted.internet.error import CannotListenError
-from twisted.logger import Logger
 from twisted.protocols.haproxy import proxyEndpoint
 from twisted.python.failure import Failure
 
 from lbproxy.admin.mounts import PAGES
 from lbproxy.admin.root import admin_site
-from lbproxy.observe.accesslog import open_access_log
 from lbproxy.config import Config, ConfigError
 from lbproxy.demo import demoSite
 from lbproxy.app.gctuning import freeze_startup_objects
 from lbproxy.app.listening import DEFAULT_BACKLOG, server_endpoint
-from lbproxy.app.notify import sd_notify
 from lbproxy.app.parent import stop_reactor
-from lbproxy.app.startup import StartupReport, startup_line
+from lbproxy.app.startup import StartupReport, announce_started, open_log
 from lbproxy.app.wiring import ProxyCore
 from lbproxy.frontend.limits import ClientLimits
 from lbproxy.health.checker import probe_client
@@ -52,7 +49,6 @@ from lbproxy.app.workers import (
     worker_argv,
 )
 
-log = Logger()
 
 
 class ProxyService(MultiService):
@@ -87,10 +83,9 @@ class ProxyService(MultiService):
             sockets, in the order of C{server.listen} then C{tls.listen}.
         @param spawn: C{reactor.spawnProcess}, for the main process of
             C{workers > 1}.
-        @param daemon: whether twistd runs as a daemon (C{access_log = "-"}
-            then goes to the twistd log).
+        @param daemon: whether twistd runs as a daemon (see L{open_log}).
         @param report: ends a failed start-up (L{StartupReport}).
-        @param environ: the environment, for systemd's C{NOTIFY_SOCKET}.
+        @param environ: the environment (systemd's C{NOTIFY_SOCKET}).
         """
         MultiService.__init__(self)
         self.reactor = reactor
@@ -103,12 +98,7 @@ class ProxyService(MultiService):
         self.config = config
         self.tls = TLSEdge(config, reactor, tls)
         self.report = report or StartupReport()
-        try:
-            self.accessLog = open_access_log(server.access_log, server.access_log_format, daemon)
-        except OSError as e:
-            # (Checked while parsing the options; this is the race after.)
-            self.report.fail("cannot open the access log %s: %s" % (
-                server.access_log, e.strerror or e))
+        self.accessLog = open_log(server, daemon, self.report)
         self.environ = environ or {}
         # Workers probe nothing: the main process does, once, and sends
         # them the states.
@@ -349,11 +339,8 @@ class ProxyService(MultiService):
         freeze_startup_objects()
         if self.role == "worker":
             announce_ready()
-        else:
-            # The listeners are bound (privilegedStartService): say so.
-            line = startup_line(self.config, self.role)
-            log.info("{line}", line=line)
-            sd_notify("READY=1\nSTATUS=" + line, self.environ)
+        else:  # Every listener is bound (privilegedStartService).
+            announce_started(self.config, self.role, self.environ)
         # After the reactor's own handlers, which it installs as it starts.
         self.reactor.callWhenRunning(self.stopSignals.install)
 

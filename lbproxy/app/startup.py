@@ -23,7 +23,10 @@ from twisted.logger import Logger
 
 from lbproxy import __version__
 
-__all__ = ["StartupReport", "config_problems", "startup_line", "tag_events"]
+__all__ = [
+    "StartupReport", "announce_started", "config_problems", "open_log", "startup_line",
+    "tag_events",
+]
 
 log = Logger()
 
@@ -140,3 +143,32 @@ def tag_events(name: str, publisher=None) -> None:
             event["log_system"] = "%s %s" % (name, system)
 
     publisher.addObserver(tag)
+
+
+def open_log(server, daemon: bool, report: StartupReport):
+    """
+    The access log of C{server} (L{open_access_log}), or one line and exit
+    1 if it cannot be opened (checked while the options were parsed: this
+    is the race after).
+
+    @param daemon: whether twistd runs as a daemon (C{"-"} then goes to the
+        twistd log).
+    """
+    from lbproxy.observe.accesslog import open_access_log
+
+    try:
+        return open_access_log(server.access_log, server.access_log_format, daemon)
+    except OSError as e:
+        report.fail("cannot open the access log %s: %s" % (server.access_log, e.strerror or e))
+
+
+def announce_started(config, role: str, environ) -> None:
+    """
+    Every listener is bound: log the start-up line and tell systemd
+    (C{READY=1}, the line as C{STATUS=}) when it started us.
+    """
+    from lbproxy.app.notify import sd_notify
+
+    line = startup_line(config, role)
+    log.info("{line}", line=line)
+    sd_notify("READY=1\nSTATUS=" + line, environ)
