@@ -50,7 +50,6 @@ from lbproxy.app.workers import (
 )
 
 
-
 class ProxyService(MultiService):
     """
     The proxy and everything it runs.
