@@ -119,6 +119,27 @@ class StatusTests(SynchronousTestCase):
         self.assertEqual(len(request.written), 2)
         self.assertEqual(self.sampler.subscribers, set())
 
+    def test_brokenStream(self):
+        """
+        A stream whose write fails is dropped; sampling and the other
+        streams go on.
+        """
+        events = StatusEvents(self.sampler)
+        broken, good = DummyRequest([b"events"]), DummyRequest([b"events"])
+        events.render_GET(broken)
+        events.render_GET(good)
+
+        def fail(data):
+            raise RuntimeError("gone")
+
+        broken.write = fail
+        self.reactor.advance(1)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.reactor.advance(1)
+        self.assertEqual(len(good.written), 3)
+        self.assertEqual(self.sampler.subscribers, {good})
+        good.finish()
+
     def test_numbers(self):
         """
         After ten seconds of requests, a frame has each target's request

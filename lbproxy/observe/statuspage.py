@@ -92,7 +92,13 @@ class StatusSampler:
         if self.subscribers:
             data = self.event()
             for request in list(self.subscribers):
-                request.write(data)
+                try:
+                    request.write(data)
+                except Exception:
+                    # A stream that cannot take more: forget it, keep the
+                    # others (and the sampling) going.
+                    self.subscribers.discard(request)
+                    log.failure("status page stream write failed")
 
     def sample(self) -> None:
         now = self._clock.seconds()
