@@ -95,8 +95,10 @@ class MountTests(AdminTestCase):
         """
         Without a page at C{/}, C{GET /} lists the mounted pages.
         """
+        pages = {segment: page for segment, page in PAGES.items() if segment != b""}
+        self.stub = StubTreq(AdminRoot(self.core, self.harness.reactor, pages))
         code, _, body = self.call("GET", "/", token=None)
-        self.assertEqual((code, body), (200, {"pages": ["/api"]}))
+        self.assertEqual((code, body), (200, {"pages": ["/api", "/events", "/metrics"]}))
 
     def test_unknownPage(self):
         code, _, body = self.call("GET", "/nothing", token=None)

@@ -19,13 +19,17 @@ class Services:
     @ivar accessLog: the L{lbproxy.observe.accesslog.AccessLog}, or L{None}.
     @ivar cache: the L{lbproxy.cache.shared.SharedCache}, made with the first
         chain of a route with a cache; L{None} until then.
+    @ivar metrics: the L{lbproxy.observe.counters.Metrics}, or L{None}.
     """
 
-    __slots__ = ("clock", "connections", "health", "accessLog", "cache")
+    __slots__ = ("clock", "connections", "health", "accessLog", "cache", "metrics")
 
-    def __init__(self, clock, connections=None, health=None, accessLog=None) -> None:
+    def __init__(
+        self, clock, connections=None, health=None, accessLog=None, metrics=None
+    ) -> None:
         self.clock = clock
         self.connections = connections
         self.health = health
         self.accessLog = accessLog
         self.cache = None
+        self.metrics = metrics
