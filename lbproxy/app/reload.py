@@ -78,17 +78,25 @@ def reload_line(path: str, text: str) -> bytes:
     return json.dumps({"reload": text, "path": path}).encode("utf-8") + b"\n"
 
 
-def parse_text(text: str, path: str) -> Config:
+def parse_text(text: str, path: str, overlay=None) -> Config:
     """
     A configuration from the text of its file (what a worker gets).
 
+    @param overlay: what to lay over the file (etcd's pools and routes,
+        L{lbproxy.discovery.etcdstate.EtcdState}): C{merge(data) -> data}
+        and C{explain(ConfigError) -> ConfigError}, or L{None}.
     @raise ConfigError: as L{lbproxy.config.load_config} would.
     """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(path, "", f"TOML syntax error: {e}") from None
-    return parse_config(data, path)
+    if overlay is None:
+        return parse_config(data, path)
+    try:
+        return parse_config(overlay.merge(data), path)
+    except ConfigError as e:
+        raise overlay.explain(e) from None
 
 
 def read_text(path: str) -> str:
@@ -146,6 +154,9 @@ class Reloader:
         self._announce = announce
         self.running: Optional[Deferred] = None
         self._queued: List = []
+        #: Laid over the file on every reload (L{parse_text}): etcd's
+        #: pools and routes, or L{None}.
+        self.overlay = None
 
     def __call__(self, source: str) -> Deferred:
         return self.reload(source)
@@ -188,7 +199,7 @@ class Reloader:
         try:
             if text is None:
                 text = self._read(self.path)
-            config = parse_text(text, self.path)
+            config = parse_text(text, self.path, self.overlay)
         except ConfigError as e:
             outcome.update(applied=False, error=str(e), file=e.path, key=e.key, reason=e.reason)
             return outcome

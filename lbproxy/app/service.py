@@ -29,6 +29,7 @@ from lbproxy.app.wiring import ProxyCore
 from lbproxy.frontend.limits import ClientLimits
 from lbproxy.health.checker import probe_client
 from lbproxy.app.listeners import ListenerSet
+from lbproxy.app.fleet import start_fleet
 from lbproxy.app.reload import Reloader, read_text, reload_line
 from lbproxy.app.signals import SignalService, StopSignals
 from lbproxy.app.sockets import AdoptedPort, HealthFeedService, ListeningSockets, listen_error
@@ -174,6 +175,8 @@ class ProxyService(MultiService):
         self.core.reloader = self.reloader
         if config.server.watch:
             FileWatch(config.path, self.reloader, reactor).setServiceParent(self)
+        # etcd and discovery feeds (docs/fleet.md).
+        start_fleet(self, config, reactor, self.core, self.reloader)
 
     def _applyLimits(self, config: Config) -> None:
         """
