@@ -19,9 +19,12 @@ class Services:
     @ivar accessLog: the L{lbproxy.observe.accesslog.AccessLog}, or L{None}.
     @ivar cache: the L{lbproxy.cache.shared.SharedCache}, made with the first
         chain of a route with a cache; L{None} until then.
+    @ivar redis: the Redis connections of shared rate limits, by URL
+        (L{lbproxy.stages.sharedlimit}), made with the first chain that
+        needs each.
     """
 
-    __slots__ = ("clock", "connections", "health", "accessLog", "cache")
+    __slots__ = ("clock", "connections", "health", "accessLog", "cache", "redis")
 
     def __init__(self, clock, connections=None, health=None, accessLog=None) -> None:
         self.clock = clock
@@ -29,3 +32,4 @@ class Services:
         self.health = health
         self.accessLog = accessLog
         self.cache = None
+        self.redis = {}
