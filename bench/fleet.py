@@ -47,6 +47,9 @@ from bench.harness import Processes, free_ports, port_is_open
 
 PREFIX = "/lbproxy"
 
+#: Where C{python -m bench.feedagent} runs from.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 def wait_port(port: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
@@ -157,8 +160,11 @@ class Proxy:
         twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
         self.started = processes.start(name, [sys.executable, twistd, "-n", "--pidfile=",
                                               "lbproxy", "--config", path], cwd=directory)
-        wait_port(self.port)
-        wait_port(self.admin)
+        try:
+            wait_port(self.port)
+            wait_port(self.admin)
+        except RuntimeError as e:
+            raise RuntimeError(f"{name}: {e}\n{self.started.tail()}") from None
         self._connection: Optional[http.client.HTTPConnection] = None
 
     def get(self, path: str = "/", timeout: float = 5.0):
@@ -353,7 +359,7 @@ def feed(processes: Processes, directory: str, ports: Dict[str, int]) -> dict:
                 "--control", str(control)]
         if targets:
             argv += ["--targets", json.dumps(targets)]
-        started = processes.start("agent", argv)
+        started = processes.start("agent", argv, cwd=ROOT)
         wait_port(listen)
         wait_port(control)
         return started

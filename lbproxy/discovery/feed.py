@@ -126,6 +126,8 @@ class PoolFeed(Service):
         self._endpoint = endpoint
         self.factory = WebSocketClientFactory(url)
         self.factory.protocol = _FeedProtocol
+        # Not a "Starting factory" line per reconnection attempt.
+        self.factory.noisy = False
         self.factory.feed = self
         self.applied = 0
         self.ignored = 0
