@@ -146,3 +146,39 @@ class FeedTests(SynchronousTestCase):
         feed.running = False
         for call in clock.getDelayedCalls():
             call.cancel()
+
+
+class FeedSetTests(SynchronousTestCase):
+    def test_followsReloads(self):
+        """
+        A reload that removes a pool's discovery stops its feed and gives
+        the pool the file's targets again; one that adds it starts a feed.
+        """
+        from twisted.application.service import MultiService
+
+        from lbproxy.app.fleet import start_fleet
+        from lbproxy.config.document import tomllib
+
+        text = {"now": FILE}
+        harness = ProxyHarness(parse_config(tomllib.loads(FILE), "f.toml"))
+        core = harness.core
+        reloader = Reloader(core, harness.reactor, "f.toml", read=lambda path: text["now"])
+        parent = MultiService()
+        start_fleet(parent, core.config, harness.reactor, core, reloader)
+        parent.startService()
+        self.addCleanup(parent.stopService)
+        (feeds,) = [s for s in parent if s.__class__.__name__ == "FeedSet"]
+        self.assertEqual(list(feeds.feeds), [("web", "ws://127.0.0.1:7000/backends")])
+        feed = feeds.feeds[("web", "ws://127.0.0.1:7000/backends")]
+        self.assertTrue(feed.running)
+        feed.received(b'["127.0.0.1:8009"]')
+        members = lambda: [m.target.address for m in core.runtime.pools["web"].members]
+        self.assertEqual(members(), ["127.0.0.1:8009"])
+        text["now"] = FILE.replace('discovery = { websocket = "ws://127.0.0.1:7000/backends" }\n', "")
+        self.assertTrue(self.successResultOf(reloader.reload("test"))["applied"])
+        self.assertEqual(feeds.feeds, {})
+        self.assertFalse(feed.running)
+        self.assertEqual(members(), ["127.0.0.1:8001", "127.0.0.1:8002"])
+        text["now"] = FILE.replace("7000", "7001")
+        self.assertTrue(self.successResultOf(reloader.reload("test"))["applied"])
+        self.assertEqual(list(feeds.feeds), [("web", "ws://127.0.0.1:7001/backends")])

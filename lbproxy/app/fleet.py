@@ -7,16 +7,16 @@ reload) and each pool's discovery feed.  See C{docs/fleet.md}.
 
 from __future__ import annotations
 
-from typing import List
+from typing import Dict, List, Tuple
 
-from twisted.application.service import Service
+from twisted.application.service import MultiService, Service
 
 from lbproxy.admin.changes import set_members
 from lbproxy.discovery.etcdclient import EtcdClient
 from lbproxy.discovery.etcdwatch import EtcdWatch
 from lbproxy.discovery.feed import PoolFeed
 
-__all__ = ["etcd_client_tls", "start_fleet"]
+__all__ = ["FeedSet", "etcd_client_tls", "start_fleet"]
 
 
 def etcd_client_tls(config):
@@ -68,13 +68,50 @@ def start_fleet(parent, config, reactor, core, reloader) -> List[Service]:
         reloader.overlay = watch.state
         core.etcd = watch
         services.append(watch)
-    for name, pool in config.pools.items():
-        if pool.discovery is not None:
-            url = pool.discovery
-            services.append(PoolFeed(
-                url, name, reactor,
-                lambda pool, targets, url=url: set_members(core, pool, targets, url),
-            ))
+    feeds = FeedSet(core, reactor)
+    services.append(feeds)
     for service in services:
         service.setServiceParent(parent)
+    feeds.sync(config)
+    reloader.onApplied.append(feeds.sync)
     return services
+
+
+class FeedSet(MultiService):
+    """
+    A L{PoolFeed} per pool with C{discovery}, following reloads: a pool
+    that gains a feed (from the file or etcd) starts one; a pool that loses
+    it (or goes) stops it, and its targets are the configuration's again.
+    """
+
+    def __init__(self, core, reactor) -> None:
+        MultiService.__init__(self)
+        self.core = core
+        self.reactor = reactor
+        self.feeds: Dict[Tuple[str, str], PoolFeed] = {}
+
+    def sync(self, config) -> None:
+        wanted = {(name, pool.discovery) for name, pool in config.pools.items()
+                  if pool.discovery is not None}
+        cleared = False
+        for key in [k for k in self.feeds if k not in wanted]:
+            feed = self.feeds.pop(key)
+            feed.disownServiceParent()
+            if key[0] not in {name for name, _ in wanted}:
+                cleared = self.core.overrides.clearMembers(key[0]) or cleared
+        if cleared:
+            self.core.rebuild()
+            self.core.changed()
+        for name, url in sorted(wanted - set(self.feeds)):
+            feed = PoolFeed(url, name, self.reactor, self._apply(url))
+            self.feeds[(name, url)] = feed
+            feed.setServiceParent(self)
+
+    def _apply(self, url: str):
+        core = self.core
+
+        def apply(pool, targets):
+            if pool not in core.runtime.pools:
+                raise ValueError(f"no pool named {pool!r} in service")
+            set_members(core, pool, targets, url)
+        return apply

@@ -157,6 +157,9 @@ class Reloader:
         #: Laid over the file on every reload (L{parse_text}): etcd's
         #: pools and routes, or L{None}.
         self.overlay = None
+        #: Called with each configuration put in service (after C{apply}):
+        #: e.g. the discovery feeds follow the pools that have one.
+        self.onApplied: List[Callable[[Config], Any]] = []
 
     def __call__(self, source: str) -> Deferred:
         return self.reload(source)
@@ -227,6 +230,8 @@ class Reloader:
         runtime = self.core.apply(config)
         if self._apply is not None:
             self._apply(config)
+        for hook in self.onApplied:
+            hook(config)
         closed: List[str] = []
         if self.listeners is not None:
             self.listeners.adopt(opened)

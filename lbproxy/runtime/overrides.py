@@ -73,6 +73,14 @@ class ApiOverrides:
         """
         self._members[pool] = tuple(targets)
 
+    def clearMembers(self, pool: str) -> bool:
+        """
+        C{pool} has no feed any more: its targets are the file's again.
+
+        @return: whether it had a feed's membership.
+        """
+        return self._members.pop(pool, None) is not None
+
     def members(self, pool: str) -> Optional[Tuple[Target, ...]]:
         """
         The membership a feed set for C{pool}, or L{None}.
