@@ -168,6 +168,11 @@ class FakeEtcd:
             return fail(ConnectionRefusedError())
         return succeed((list(self.kvs), self.revision))
 
+    newest = 0
+
+    def newestRevision(self, prefix):
+        return succeed(self.newest)
+
     def watch(self, prefix, start, onMessage):
         done = Deferred()
         self.watches.append((start, onMessage, done))
@@ -232,6 +237,34 @@ class EtcdWatchTests(SynchronousTestCase):
         self.clock.advance(0.01)
         self.assertEqual(self.etcd.reads, 4)
         self.assertEqual(self.reloads[-1], {"/p/pools/a": b"5"})
+        self.assertEqual(self.watch.backoff.attempts, 0)
+        self.watch.stopService()
+        self.assertFalse(self.clock.getDelayedCalls())
+
+    def test_silentWatch(self):
+        """
+        A watch that quietly stops delivering (etcd has a change the proxy
+        never got, for a whole check interval) is ended and everything is
+        read again at once; a watch that delivers is left alone.
+        """
+        self.etcd.kvs = [("/p/pools/a", b"1", 4)]
+        self.etcd.revision = 4
+        self.watch.startService()
+        onMessage = self.etcd.watches[-1][1]
+        self.etcd.newest = 5
+        self.clock.advance(30)
+        onMessage({"events": [event("/p/pools/a", b"2", 5)]})
+        self.clock.advance(30)
+        self.assertEqual((self.etcd.reads, self.watch.stalls), (1, 0))
+        # Revision 6 never comes through the watch.
+        self.etcd.kvs = [("/p/pools/a", b"3", 6)]
+        self.etcd.revision = self.etcd.newest = 6
+        self.clock.advance(30)
+        self.assertEqual(self.etcd.reads, 1)
+        self.clock.advance(30)
+        self.assertEqual((self.etcd.reads, self.watch.stalls), (2, 1))
+        self.assertEqual(self.etcd.watches[-1][0], 7)
+        self.assertEqual(self.reloads[-1], {"/p/pools/a": b"3"})
         self.assertEqual(self.watch.backoff.attempts, 0)
         self.watch.stopService()
         self.assertFalse(self.clock.getDelayedCalls())

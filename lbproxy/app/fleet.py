@@ -70,11 +70,26 @@ def start_fleet(parent, config, reactor, core, reloader) -> List[Service]:
         services.append(watch)
     feeds = FeedSet(core, reactor)
     services.append(feeds)
+    services.append(_RedisClosing(core.services))
     for service in services:
         service.setServiceParent(parent)
     feeds.sync(config)
     reloader.onApplied.append(feeds.sync)
     return services
+
+
+class _RedisClosing(Service):
+    """
+    Closes the shared rate limits' Redis connections when the proxy stops.
+    """
+
+    def __init__(self, services) -> None:
+        self._services = services
+
+    def stopService(self):
+        Service.stopService(self)
+        for client in getattr(self._services, "redis", {}).values():
+            client.close()
 
 
 class FeedSet(MultiService):

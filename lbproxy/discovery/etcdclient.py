@@ -166,6 +166,20 @@ class EtcdClient:
         return parse_kvs(answer.get("kvs", [])), int(answer["header"]["revision"])
 
     @inlineCallbacks
+    def newestRevision(self, prefix: str):
+        """
+        The revision of the newest change to a key under C{prefix} (0: no
+        key), without reading values.
+        """
+        key = prefix.encode("utf-8")
+        answer = yield self.call("/v3/kv/range", {
+            "key": b64(key), "range_end": b64(prefix_end(key)), "limit": 1,
+            "sort_order": "DESCEND", "sort_target": "MOD", "keys_only": True,
+        })
+        kvs = answer.get("kvs", [])
+        return int(kvs[0].get("mod_revision", 0)) if kvs else 0
+
+    @inlineCallbacks
     def put(self, key: str, value: bytes):
         answer = yield self.call("/v3/kv/put", {"key": b64(key.encode("utf-8")),
                                                 "value": b64(value)})

@@ -40,7 +40,13 @@ log = Logger()
 
 
 class _Compacted(Exception):
-    pass
+    """
+    The watch cannot go on from what is known: read everything again now
+    (etcd compacted the revision it needs, or the watch went silent).
+    """
+
+#: Seconds between checks that the watch still delivers (L{EtcdWatch.check}).
+CHECK_INTERVAL = 30.0
 
 
 class EtcdWatch(Service):
@@ -57,6 +63,7 @@ class EtcdWatch(Service):
         clients: List[Any],
         reload: Callable[[str], Any],
         backoff: Optional[Backoff] = None,
+        checkInterval: float = CHECK_INTERVAL,
     ) -> None:
         """
         @param config: the L{lbproxy.config.etcd.EtcdConfig}.
@@ -79,15 +86,24 @@ class EtcdWatch(Service):
         self._reloading = False
         self._dirty = False
         self._running: Any = None
+        self.checkInterval = checkInterval
+        self._checker = None
+        self._suspect = 0
+        self._silent = False
+        self.stalls = 0
 
     # -- the loop ------------------------------------------------------------------
 
     def startService(self) -> None:
         Service.startService(self)
         self._running = self._loop()
+        self._checker = self.clock.callLater(self.checkInterval, self.check)
 
     def stopService(self):
         Service.stopService(self)
+        if self._checker is not None and self._checker.active():
+            self._checker.cancel()
+        self._checker = None
         if self._sleep is not None and self._sleep.active():
             self._sleep.cancel()
         self._sleep = None
@@ -111,6 +127,9 @@ class EtcdWatch(Service):
             self._stop = None
             if not self.running:
                 return
+            if self._silent:
+                self._silent, compacted = False, True
+                reason = "the watch went silent"
             if compacted:
                 self.compactions += 1
                 log.warn("etcd {base}: {reason}; reading everything again",
@@ -166,6 +185,36 @@ class EtcdWatch(Service):
                 raise
         if problem:
             raise problem[0]
+
+    def check(self) -> None:
+        """
+        Every C{checkInterval} seconds: ask etcd for the newest change under
+        the prefix.  If the watch has not delivered one etcd had at the
+        previous check, it has quietly stopped: end it and read everything
+        again.  (Deletions do not show here; any later put does.)
+        """
+        self._checker = self.clock.callLater(self.checkInterval, self.check)
+        if self._stop is None:
+            self._suspect = 0
+            return
+        stop = self._stop
+        if self._suspect and self.state.revision < self._suspect:
+            self.stalls += 1
+            log.warn("etcd: the watch delivered nothing up to revision {newest} for "
+                     "{seconds:g} s (the proxy is at {known}); watching again",
+                     newest=self._suspect, seconds=self.checkInterval,
+                     known=self.state.revision)
+            self._suspect = 0
+            self._silent = True
+            stop()
+            return
+        client = self.clients[self._index % len(self.clients)]
+        d = client.newestRevision(self.config.prefix)
+
+        def newest(revision: int) -> None:
+            self._suspect = revision if revision > self.state.revision else 0
+
+        d.addCallbacks(newest, lambda f: None)
 
     def message(self, result: Dict[str, Any]) -> None:
         """
