@@ -95,8 +95,10 @@ class MountTests(AdminTestCase):
         """
         Without a page at C{/}, C{GET /} lists the mounted pages.
         """
+        pages = {segment: page for segment, page in PAGES.items() if segment != b""}
+        self.stub = StubTreq(AdminRoot(self.core, self.harness.reactor, pages))
         code, _, body = self.call("GET", "/", token=None)
-        self.assertEqual((code, body), (200, {"pages": ["/api"]}))
+        self.assertEqual((code, body), (200, {"pages": ["/api", "/events", "/metrics"]}))
 
     def test_unknownPage(self):
         code, _, body = self.call("GET", "/nothing", token=None)
@@ -420,3 +422,105 @@ class ApiChangeTests(AdminTestCase):
     def test_reloadUnavailable(self):
         code, _, _ = self.call("POST", "/api/reload")
         self.assertEqual(code, 503)
+
+
+class CachePurgeTests(SynchronousTestCase):
+    """
+    C{POST /api/cache/purge}: cached responses under a URL prefix are
+    dropped.
+    """
+
+    def setUp(self):
+        self.harness = ProxyHarness({
+            "server": {"listen": "tcp:8080", "access_log": False},
+            "admin": {"token": TOKEN},
+            "cache": {"max_bytes": "1m", "max_object": "64k"},
+            "pools": {"web": {"targets": ["10.0.0.1:80"]}},
+            "routes": [{"pool": "web", "cache": True}],
+        })
+        self.stub = StubTreq(AdminRoot(self.harness.core, self.harness.reactor, PAGES))
+
+    def get(self, path):
+        client = self.harness.client()
+        client.send(b"GET " + path + b" HTTP/1.1\r\nHost: WWW.Example.com\r\n\r\n")
+        if self.harness.pending():
+            self.backend = self.harness.accept()
+        if not client.received():
+            # A miss: the backend (on its kept-alive connection) answers.
+            self.backend.respond(
+                b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 2\r\n\r\nok"
+            )
+        response = client.received()
+        return response.split(b"X-Cache: ", 1)[1].split(b"\r\n", 1)[0]
+
+    def purge(self, body, token=TOKEN):
+        headers = {b"Authorization": [b"Bearer " + token.encode("ascii")]}
+        d = self.stub.request("POST", "http://admin/api/cache/purge", headers=headers,
+                              data=json.dumps(body).encode("utf-8"))
+        self.stub.flush()
+        response = self.successResultOf(d)
+        return response.code, json.loads(self.successResultOf(response.content()))
+
+    def test_purge(self):
+        """
+        Entries under the prefix (host compared in any case) are removed
+        and fetched again; others stay.
+        """
+        self.assertEqual(self.get(b"/static/a.css"), b"MISS")
+        self.assertEqual(self.get(b"/static/b.css"), b"MISS")
+        self.assertEqual(self.get(b"/page"), b"MISS")
+        self.assertEqual(self.get(b"/static/a.css"), b"HIT")
+        code, body = self.purge({"prefix": "http://www.EXAMPLE.com/static/"})
+        self.assertEqual((code, body["purged"]), (200, 2))
+        self.assertEqual(self.get(b"/static/a.css"), b"MISS")
+        self.assertEqual(self.get(b"/page"), b"HIT")
+
+    def test_errors(self):
+        """
+        The token is required; the prefix must be a URL; unknown fields
+        are refused.
+        """
+        code, body = self.purge({"prefix": "http://x/"}, token="wrong-token-000000000")
+        self.assertEqual(code, 401)
+        code, body = self.purge({"prefix": "/static"})
+        self.assertEqual((code, body["field"]), (400, "prefix"))
+        code, body = self.purge({"prefix": "http://x/", "all": True})
+        self.assertEqual((code, body["field"]), (400, "all"))
+        code, body = self.purge({})
+        self.assertEqual((code, body["field"]), (400, "prefix"))
+
+    def test_noCache(self):
+        """
+        Without a cache: 404.
+        """
+        harness = ProxyHarness(config())
+        self.stub = StubTreq(AdminRoot(harness.core, harness.reactor, PAGES))
+        code, body = self.purge({"prefix": "http://x/"})
+        self.assertEqual(code, 404)
+
+
+class BalancingStatusTests(SynchronousTestCase):
+    """
+    The status shows score-driven weights and split routes.
+    """
+
+    def test_scoresAndSplit(self):
+        harness = ProxyHarness({
+            "server": {"listen": "tcp:8080", "access_log": False},
+            "pools": {
+                "stable": {"targets": ["10.0.0.1:80", "10.0.0.2:80"],
+                           "weights": {"from": "latency"}},
+                "canary": {"targets": ["10.0.1.1:80"]},
+            },
+            "routes": [{"split": [{"pool": "stable", "weight": 90},
+                                  {"pool": "canary", "weight": 10}]}],
+        })
+        snapshot = status_snapshot(harness.core, harness.reactor.seconds())
+        self.assertEqual(
+            snapshot["routes"][0]["split"],
+            [{"pool": "stable", "weight": 90}, {"pool": "canary", "weight": 10}],
+        )
+        [first, second] = snapshot["pools"]["stable"]["targets"]
+        self.assertIn("score", first)
+        self.assertEqual(first["effective_weight"], 1)
+        self.assertNotIn("score", snapshot["pools"]["canary"]["targets"][0])

@@ -432,7 +432,8 @@ class StageOrderTests(CacheTestCase):
                            headers={"response_set": {"X-A": "b"}})
         names = proxy.resource.runtime.match("h", "/").chain.names()
         self.assertEqual(names[names.index("access"):],
-                         ("access", "header_rules", "forwarded", "cache", "compress", "access_log"))
+                         ("access", "header_rules", "forwarded", "cache", "compress", "access_log",
+                          "metrics"))
 
 
 class UpgradeTests(CacheTestCase):

@@ -722,6 +722,7 @@ class AccessLogTests(SynchronousTestCase):
         [line] = proxy.logLines()
         self.assertEqual(
             line,
+            '1970-01-01T00:00:00.250Z '
             '192.0.2.9 "GET /x?q=1 HTTP/1.1" 200 5 host="www.mango.com" pool=mango '
             'target=10.1.0.1:8081 time=0.2500 upstream=0.2500 id="r-1"',
         )

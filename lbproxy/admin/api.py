@@ -11,7 +11,9 @@ C{/api}: the admin API.
       - C{POST /api/pools/{pool}/targets} C{{"address": "host:port", "weight": N}};
       - C{DELETE /api/pools/{pool}/targets/{address}};
       - C{POST /api/pools/{pool}/targets/{address}/drain} and C{.../enable};
-      - C{PUT /api/pools/{pool}/targets/{address}} C{{"weight": N}}.
+      - C{PUT /api/pools/{pool}/targets/{address}} C{{"weight": N}};
+      - C{POST /api/cache/purge} C{{"prefix": "https://host/path"}}: drop
+        the cached responses under a URL prefix.
 
 Errors are JSON (C{{"error": ..., "field": ...}}): 400 for a bad body
 (naming the field), 401 without the right token, 404 for an unknown
@@ -87,6 +89,8 @@ class ApiResource(Resource):
             return {"GET": lambda r: (200, self.status())}
         if segments == ["reload"]:
             return {"POST": lambda r: self.reload()}
+        if segments == ["cache", "purge"]:
+            return {"POST": lambda r: (200, self.purge(read_json(r, ("prefix",), ("prefix",))))}
         if n >= 3 and segments[0] == "pools" and segments[2] == "targets":
             pool = segments[1]
             core = self._core
@@ -137,6 +141,29 @@ class ApiResource(Resource):
             return (200 if outcome.get("applied") else 422), outcome
 
         return reloader("admin API").addCallback(done)
+
+
+    def purge(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        """
+        Remove the cached responses whose URL (C{scheme://host/target})
+        starts with C{body["prefix"]}.
+        """
+        prefix = body["prefix"]
+        if not isinstance(prefix, str) or not prefix.startswith(("http://", "https://")):
+            raise ApiError(
+                400, 'expected a URL prefix such as "https://www.example.com/static/"', "prefix"
+            )
+        cache = self._core.services.cache
+        if cache is None:
+            raise ApiError(404, "no route has a cache", "prefix")
+        # Keys have the scheme and host in lower case (cache.key).
+        scheme, _, rest = prefix.partition("://")
+        host, slash, target = rest.partition("/")
+        key = (scheme.lower() + "://" + host.lower() + slash + target).encode("utf-8")
+        removed = cache.purge(key)
+        log.info("admin API: cache: purged {removed} entries under {prefix}",
+                 removed=removed, prefix=prefix)
+        return {"prefix": prefix, "purged": removed}
 
 
 def _no_pool(pool: str):

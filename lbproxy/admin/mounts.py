@@ -12,6 +12,8 @@ resources answer below C{/api/<segment>}.
 from __future__ import annotations
 
 from lbproxy.admin.api import ApiResource
+from lbproxy.observe.metricspage import metrics_page
+from lbproxy.observe.statuspage import events_page, status_page
 
 __all__ = ["API_PAGES", "PAGES"]
 
@@ -28,4 +30,9 @@ def api_page(core, reactor):
 
 PAGES = {
     b"api": api_page,
+    # The live status page (lbproxy.observe.statuspage) and its event stream.
+    b"": status_page,
+    b"events": events_page,
+    # Prometheus (lbproxy.observe.metricspage).
+    b"metrics": metrics_page,
 }

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
+from lbproxy.balance.members import SCALE
+
 __all__ = ["status_snapshot", "target_status"]
 
 
@@ -26,11 +28,13 @@ def target_status(member, now: float, api: Optional[Dict[str, Any]] = None) -> D
     """
     state = member.state
     health = state.health
-    effective = member.weight
+    # Score-driven weights scale a member's weight (Member.scaled); slow
+    # start ramps it up; a target that is down takes nothing.
+    effective = round(member.scaled / SCALE, 2)
     if state.rampStart is not None and state.rampLength > 0:
         elapsed = now - state.rampStart
         if 0 <= elapsed < state.rampLength:
-            effective = max(1, int(member.weight * elapsed / state.rampLength))
+            effective = round(max(1, int(member.scaled * elapsed / state.rampLength)) / SCALE, 2)
     if not state.up:
         effective = 0
     result: Dict[str, Any] = {
@@ -68,21 +72,27 @@ def status_snapshot(core, now: float) -> Dict[str, Any]:
     info = core.configInfo
     routes: List[Dict[str, Any]] = []
     for route in config.routes:
-        routes.append({
+        entry = {
             "host": getattr(route, "host", None),
             "path": getattr(route, "path", None),
             "pool": route.pool,
-        })
+        }
+        split = getattr(route, "split", None)
+        if split:
+            entry["split"] = [{"pool": pool, "weight": weight} for pool, weight in split.arms]
+        routes.append(entry)
     pools: Dict[str, Any] = {}
     for name, pool in runtime.pools.items():
         marks = overrides.marks(name)
-        pools[name] = {
-            "balance": pool.balance,
-            "targets": [
-                target_status(member, now, marks.get(member.target.address))
-                for member in pool.members
-            ],
-        }
+        targets = [
+            target_status(member, now, marks.get(member.target.address))
+            for member in pool.members
+        ]
+        if pool.weighter is not None:
+            # Score-driven weights: each target's current score.
+            for entry, described in zip(targets, pool.describe()):
+                entry["score"] = described["score"]
+        pools[name] = {"balance": pool.balance, "targets": targets}
     return {
         "time": now,
         "config": {

@@ -186,6 +186,9 @@ class Reloader:
             self.running = None
             outcome["seconds"] = round(self.clock.seconds() - started, 6)
             self.core.configInfo.lastOutcome = outcome
+            self.core.metrics.reloaded(
+                "configuration", "success" if outcome["applied"] else "failure"
+            )
             if outcome["applied"]:
                 self.core.configInfo.reloads += 1
             self._log(outcome)

@@ -8,7 +8,6 @@ L{MultiService}.
 from __future__ import annotations
 
 import signal
-import sys
 from typing import List, Optional, Sequence
 
 from twisted.application.internet import StreamServerEndpointService
@@ -19,12 +18,12 @@ from twisted.protocols.haproxy import proxyEndpoint
 
 from lbproxy.admin.mounts import PAGES
 from lbproxy.admin.root import admin_site
-from lbproxy.observe.accesslog import open_access_log
 from lbproxy.config import Config, ConfigError
 from lbproxy.demo import demoSite
 from lbproxy.app.gctuning import freeze_startup_objects
 from lbproxy.app.listening import server_endpoint
 from lbproxy.app.parent import stop_reactor
+from lbproxy.app.startup import StartupReport, announce_started, open_log
 from lbproxy.app.wiring import ProxyCore
 from lbproxy.frontend.limits import ClientLimits
 from lbproxy.health.checker import probe_client
@@ -70,6 +69,9 @@ class ProxyService(MultiService):
         tls: Optional[TLSMaterial] = None,
         listenFDs: Optional[Sequence[int]] = None,
         spawn=None,
+        daemon: bool = False,
+        report: Optional[StartupReport] = None,
+        environ=None,
     ) -> None:
         """
         @param tls: The certificates and keys C{twistd lbproxy} read while
@@ -78,6 +80,9 @@ class ProxyService(MultiService):
             sockets, in the order of C{server.listen} then C{tls.listen}.
         @param spawn: C{reactor.spawnProcess}, for the main process of
             C{workers > 1}.
+        @param daemon: whether twistd runs as a daemon (see L{open_log}).
+        @param report: ends a failed start-up (L{StartupReport}).
+        @param environ: the environment (systemd's C{NOTIFY_SOCKET}).
         """
         MultiService.__init__(self)
         self.reactor = reactor
@@ -89,7 +94,9 @@ class ProxyService(MultiService):
         server = config.server
         self.config = config
         self.tls = TLSEdge(config, reactor, tls)
-        self.accessLog = open_access_log(server.access_log)
+        self.report = report or StartupReport()
+        self.accessLog = open_log(server, daemon, self.report)
+        self.environ = environ or {}
         # Workers probe nothing: the main process does, once, and sends
         # them the states.
         self.core = core = ProxyCore(
@@ -240,7 +247,9 @@ class ProxyService(MultiService):
 
         @return: Whether the new ones are in use.
         """
-        return self.tls.reloader.reload()
+        reloaded = self.tls.reloader.reload()
+        self.core.metrics.reloaded("certificates", "success" if reloaded else "failure")
+        return reloaded
 
     def _superviseWorkers(self, config: Config, reactor, spawn) -> None:
         """
@@ -328,8 +337,7 @@ class ProxyService(MultiService):
         try:
             MultiService.privilegedStartService(self)
         except CannotListenError as e:
-            sys.stderr.write("lbproxy: %s\n" % (listen_error(e),))
-            raise SystemExit(1) from None
+            self.report.fail(listen_error(e))
 
     def startService(self) -> None:
         MultiService.startService(self)
@@ -338,6 +346,8 @@ class ProxyService(MultiService):
         freeze_startup_objects()
         if self.role == "worker":
             announce_ready()
+        else:  # Every listener is bound (privilegedStartService).
+            announce_started(self.config, self.role, self.environ)
         # After the reactor's own handlers, which it installs as it starts.
         self.reactor.callWhenRunning(self.stopSignals.install)
 

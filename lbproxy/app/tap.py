@@ -52,6 +52,12 @@ class Options(usage.Options):
         except ConfigError as e:
             self._stderr.write("lbproxy: configuration error: %s\n" % (e,))
             raise SystemExit(2)
+        # What start-up would trip over next (an access log it cannot open).
+        from lbproxy.app.startup import config_problems
+
+        for problem in config_problems(self["loaded"]):
+            self._stderr.write("lbproxy: configuration error: %s: %s\n" % (self["config"], problem))
+            raise SystemExit(2)
         if self["check"]:
             config = self["loaded"]
             https = len(config.tls.listen) if config.tls is not None else 0
@@ -132,7 +138,21 @@ def makeService(options: Options):
         # says.
         listenFDs = [int(fd) for fd in (options["listen-fds"] or "").split(",") if fd]
     _raiseFileLimit()
-    return ProxyService(options["loaded"], reactor, tls=options.get("tls"), listenFDs=listenFDs)
+    import os
+
+    from lbproxy.app.startup import StartupReport, tag_events
+
+    # twistd's own options: without -n it daemonizes (after this returns).
+    twistd = getattr(options, "parent", None)
+    daemon = twistd is not None and not twistd.get("nodaemon", True)
+    if options["worker-index"] is not None:
+        tag_events("worker %s" % (options["worker-index"],))
+    elif options["loaded"].server.workers > 1:
+        tag_events("main")
+    return ProxyService(
+        options["loaded"], reactor, tls=options.get("tls"), listenFDs=listenFDs,
+        daemon=daemon, report=StartupReport(twistd, daemon=daemon), environ=os.environ,
+    )
 
 
 def _endWithParent(options: Options, watch=None) -> None:

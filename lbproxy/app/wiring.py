@@ -17,6 +17,8 @@ from lbproxy.config import Config
 from lbproxy.frontend.http import ProxySite
 from lbproxy.frontend.limits import ClientLimits
 from lbproxy.health.checker import HealthChecker
+from lbproxy.observe.counters import Metrics
+from lbproxy.observe.rejections import RejectionRecorder
 from lbproxy.pipeline.resource import ProxyResource
 from lbproxy.runtime.overrides import ApiOverrides
 from lbproxy.runtime.services import Services
@@ -70,6 +72,7 @@ class ProxyCore:
     @ivar registry: the L{TargetRegistry}.
     @ivar health: the L{HealthChecker} (a service for the caller to start).
     @ivar services: the L{Services} every runtime's chains are built with.
+    @ivar metrics: the process's L{Metrics} (kept across reloads).
     @ivar resource: the L{ProxyResource} serving the current runtime.
     @ivar site: the L{ProxySite} for the listeners.
     @ivar config: the configuration from the file (without the admin
@@ -124,11 +127,16 @@ class ProxyCore:
         )
         self.registry = TargetRegistry(probing=probing)
         self.health = HealthChecker(self.registry, reactor, probeClient)
-        self.services = Services(reactor, self.connections, self.health, accessLog)
+        self.metrics = Metrics()
+        self.services = Services(
+            reactor, self.connections, self.health, accessLog, self.metrics
+        )
         self.resource = ProxyResource(self.build(config), reactor)
         self.site = ProxySite(
             self.resource, limits=ClientLimits.fromServer(server), reactor=reactor
         )
+        self.site.onReject = RejectionRecorder(self.metrics, accessLog, reactor)
+        self.site.onHandshake = self.metrics.handshake
         #: The client connections open on the listeners (reload drains,
         #: graceful shutdown).
         self.live = LiveConnections(reactor)

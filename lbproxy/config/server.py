@@ -21,6 +21,7 @@ __all__ = ["ServerConfig", "parse_server"]
 
 _SERVER_KEYS = (
     "access_log",
+    "access_log_format",
     "client_body_timeout",
     "client_header_timeout",
     "client_request_timeout",
@@ -84,6 +85,8 @@ class ServerConfig:
         receiving its response headers.
     @ivar access_log: C{"-"} for standard output, a file path, or L{None}
         for no access log.
+    @ivar access_log_format: C{"text"}, C{"combined"} or C{"json"} (see
+        L{lbproxy.observe.logformats}).
     @ivar default_pool: Pool for requests no route matches, or L{None} to
         answer those with 404.
     @ivar max_idle_per_target: Idle keep-alive connections kept per target.
@@ -133,6 +136,7 @@ class ServerConfig:
     connect_timeout: float = 5.0
     response_timeout: float = 30.0
     access_log: Optional[str] = "-"
+    access_log_format: str = "text"
     default_pool: Optional[str] = None
     max_idle_per_target: int = 64
     idle_timeout: float = 60.0
@@ -219,6 +223,11 @@ def parse_server(value: Any, key: str, reader: Reader) -> ServerConfig:
         settings["access_log"] = _access_log(
             table["access_log"], child_key(key, "access_log"), reader
         )
+    if "access_log_format" in table:
+        settings["access_log_format"] = _choice(
+            table["access_log_format"], child_key(key, "access_log_format"), reader,
+            _LOG_FORMATS,
+        )
     if "default_pool" in table:
         settings["default_pool"] = reader.nonempty_string(
             table["default_pool"], child_key(key, "default_pool")
@@ -251,6 +260,17 @@ def _workers(value: Any, key: str, reader: Reader) -> int:
     raise reader.fail(
         key, f'expected a number from 1 to {_MAX_WORKERS} or "auto", got {describe(value)}'
     )
+
+
+_LOG_FORMATS = ("text", "combined", "json")
+
+
+def _choice(value: Any, key: str, reader: Reader, choices: Tuple[str, ...]) -> str:
+    if value not in choices:
+        raise reader.fail(
+            key, "expected one of %s, got %s" % (", ".join(map(quote, choices)), describe(value))
+        )
+    return value
 
 
 def _access_log(value: Any, key: str, reader: Reader) -> Optional[str]:

@@ -338,6 +338,8 @@ class ProxySite(server.Site):
 
     protocol = ProxyChannel
     requestFactory = ProxyRequest
+    #: C{(channel, code, dispatched)} on every rejection (observe/rejections).
+    onReject = None
 
     def __init__(self, resource, limits: ClientLimits = ClientLimits(), **kwargs) -> None:
         _Site.__init__(self, resource, **kwargs)

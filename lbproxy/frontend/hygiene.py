@@ -192,6 +192,10 @@ class GuardedChannel(HTTPChannel):
         self.rejected = code
         self._cancelTimers()
         request = self.requests[-1] if self.requests else None
+        observer = getattr(getattr(self, "factory", None), "onReject", None)
+        if observer is not None:
+            # Logged here unless a request already went down the pipeline.
+            observer(self, code, any(getattr(r, "_early", False) for r in self.requests))
         if request is None or not request.startedWriting:
             self.transport.write(_response(code, phrase, extra))
         self.persistent = False

@@ -172,10 +172,12 @@ class HealthChecker(Service):
             d.addCallback(check_response, settings)
         d.addTimeout(settings.timeout, self._clock)
         self._probes[entry] = d
+        started = self._clock.seconds()
 
         def done(result):
             if self._probes.get(entry) is d:
                 del self._probes[entry]
+            entry.counters.probes.observe(self._clock.seconds() - started)
             return result
 
         d.addBoth(done)
@@ -248,6 +250,7 @@ class HealthChecker(Service):
             return
         if entry.up:
             entry.startRamp(self._clock.seconds(), entry.health.settings.slow_start)
+        entry.counters.changed(change.state, change.reason)
         if self.onChange is not None:
             self.onChange(entry)
         log.info(

@@ -88,11 +88,15 @@ def format_line(
 class AccessLog:
     """
     Writes access log lines to a text stream, flushing each line.
+
+    @ivar format: the line format, a key of
+        L{lbproxy.observe.logformats.FORMATS}.
     """
 
-    def __init__(self, stream: IO[str], path: Optional[str] = None) -> None:
+    def __init__(self, stream: IO[str], path: Optional[str] = None, form: str = "text") -> None:
         self._stream = stream
         self.path = path
+        self.format = form
 
     def write(self, line: str) -> None:
         try:
@@ -116,13 +120,46 @@ class AccessLog:
             self._stream.close()
 
 
-def open_access_log(setting: Optional[str]) -> Optional[AccessLog]:
+class LoggerAccessLog(AccessLog):
+    """
+    Access log lines as events of the C{twistd} log (the daemon's
+    C{twistd.log}), for C{access_log = "-"} when standard output goes
+    nowhere.
+    """
+
+    def __init__(self, form: str = "text", logger=None) -> None:
+        AccessLog.__init__(self, None, None, form)
+        if logger is None:
+            from twisted.logger import Logger
+
+            logger = Logger(namespace="lbproxy.access")
+        self._logger = logger
+
+    def write(self, line: str) -> None:
+        self._logger.info("{line}", line=line)
+
+    def reopen(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def open_access_log(
+    setting: Optional[str], form: str = "text", daemon: bool = False
+) -> Optional[AccessLog]:
     """
     The access log for the C{server.access_log} setting: C{"-"} is standard
-    output, L{None} is no log, anything else a file path (appended to).
+    output (the twistd log in daemon mode, where standard output is
+    closed), L{None} is no log, anything else a file path (appended to).
+
+    @param form: C{server.access_log_format}.
+    @param daemon: whether twistd runs as a daemon (without C{-n}).
     """
     if setting is None:
         return None
     if setting == "-":
-        return AccessLog(sys.__stdout__ or sys.stdout)
-    return AccessLog(open(setting, "a", encoding="utf-8"), setting)
+        if daemon:
+            return LoggerAccessLog(form)
+        return AccessLog(sys.__stdout__ or sys.stdout, form=form)
+    return AccessLog(open(setting, "a", encoding="utf-8"), setting, form)

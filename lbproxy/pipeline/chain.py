@@ -181,6 +181,7 @@ class Chain:
         context.status = reply.code
         for hook in self.headHooks:
             headers = hook(context, headers)
+        context.local = True
         context.sent = local_response(request, reply.code, reply.phrase, headers, reply.body)
 
     def reply(self, context: RequestContext, reply: LocalReply) -> None:

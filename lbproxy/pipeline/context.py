@@ -99,6 +99,13 @@ class RequestContext:
         route with sticky sessions, else L{None}.
     @ivar member: the pool member chosen last, where the pool notes it
         (score-driven weights), else L{None}.
+    @ivar local: whether lbproxy answered itself (L{Chain.respondLocally}).
+    @ivar entry: the registry entry (L{lbproxy.runtime.targets.TargetState})
+        of the last target tried, or L{None}.
+    @ivar tries: targets tried (a retry on a fresh connection counts).
+    @ivar upstreamStart: when the first target was picked, or L{None}.
+    @ivar connected: when the last attempt had its connection, or L{None}.
+    @ivar firstByte: when the backend's response head arrived, or L{None}.
     """
 
     __slots__ = (
@@ -106,7 +113,8 @@ class RequestContext:
         "path", "target", "peer", "clientIp", "trusted", "route", "pairs", "origin",
         "requestId", "preflight", "proto", "variables", "headers", "pool", "upstream",
         "upstreamTime", "status", "sent", "upgrade", "cache", "cacheStatus", "encoder",
-        "responseLength", "sticky", "member",
+        "responseLength", "sticky", "member", "local", "entry", "tries", "upstreamStart",
+        "connected", "firstByte",
     )
 
     def __init__(self, request, runtime, start: float) -> None:
@@ -145,6 +153,12 @@ class RequestContext:
         self.responseLength: Optional[int] = None
         self.sticky = None
         self.member = None
+        self.local = False
+        self.entry = None
+        self.tries = 0
+        self.upstreamStart: Optional[float] = None
+        self.connected: Optional[float] = None
+        self.firstByte: Optional[float] = None
 
     def __repr__(self) -> str:
         return f"<RequestContext {self.request.method!r} {self.request.uri!r}>"

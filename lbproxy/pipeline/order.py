@@ -40,6 +40,7 @@ from lbproxy.stages.headerrules import HeaderRulesStage
 from lbproxy.stages.headerscan import ScanHeaders
 from lbproxy.stages.traffic import mirror_stage, score_stage, sticky_stage
 from lbproxy.stages.healthendpoint import HealthEndpoint
+from lbproxy.stages.metrics import metrics_stage
 from lbproxy.stages.misdirected import Misdirected
 from lbproxy.stages.path import NormalizePath
 from lbproxy.stages.ratelimit import RateLimit
@@ -206,6 +207,7 @@ ORDER: Tuple[Tuple[str, frozenset, Factory], ...] = (
     # After the cache: a hit is not copied (no backend sees it).
     ("mirror", _ROUTED, mirror_stage),
     ("access_log", _ALL, lambda s: s.shared.accessLog),
+    ("metrics", _ALL, metrics_stage),
 )
 
 

@@ -19,6 +19,7 @@ import hashlib
 from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Tuple
 
 from lbproxy.health.state import TargetHealth, probe_path
+from lbproxy.observe.counters import TargetCounters
 
 if TYPE_CHECKING:
     from lbproxy.config import HealthConfig, Target
@@ -95,12 +96,14 @@ class TargetState:
         the probe's read limit; C{from = "probe"}), or L{None}.
     @ivar factors: what score-driven weights multiply its weight by, by
         pool name, or L{None} before any.
+    @ivar counters: its L{TargetCounters} (requests, errors, latencies,
+        probe times, state changes) for the metrics and the status page.
     """
 
     __slots__ = (
         "target", "key", "ident", "health", "up", "inflight", "requests", "rampStart",
         "rampLength", "pools", "queues", "retired", "score", "latency", "probeBody",
-        "factors",
+        "factors", "counters",
     )
 
     def __init__(
@@ -126,6 +129,7 @@ class TargetState:
         self.latency: Optional[float] = None
         self.probeBody: Optional[bytes] = None
         self.factors: Optional[Dict[str, float]] = None
+        self.counters = TargetCounters()
 
     def startRamp(self, now: float, length: float) -> None:
         """

@@ -1,11 +1,13 @@
 # -*- test-case-name: tests.test_accesslog -*-
 """
-One access log line per request, whatever answered it.
+One access log line per request, whatever answered it, in the log's
+format (L{lbproxy.observe.logformats}).
 """
 
 from __future__ import annotations
 
-from lbproxy.observe.accesslog import AccessLog, format_line
+from lbproxy.observe.accesslog import AccessLog
+from lbproxy.observe.logformats import FORMATS, Stamp
 from lbproxy.pipeline.chain import Stage
 from lbproxy.pipeline.context import RequestContext
 
@@ -14,27 +16,10 @@ class AccessLogStage(Stage):
     name = "access_log"
 
     def __init__(self, log: AccessLog, clock) -> None:
-        self._log = log
+        self._write = log.write
+        self._format = FORMATS[log.format]
         self._clock = clock
+        self._stamp = Stamp()
 
     def done(self, context: RequestContext) -> None:
-        request = context.request
-        host = context.hostHeader
-        requestId = context.requestId
-        self._log.write(
-            format_line(
-                context.clientIp,
-                request.method.decode("latin-1"),
-                request.uri.decode("latin-1"),
-                request.clientproto.decode("latin-1"),
-                context.status,
-                context.sent,
-                host.decode("latin-1") if host is not None else None,
-                context.pool,
-                context.upstream,
-                self._clock.seconds() - context.start,
-                context.upstreamTime,
-                requestId.decode("ascii") if requestId is not None else None,
-                context.cacheStatus,
-            )
-        )
+        self._write(self._format(context, self._clock.seconds(), self._stamp))

@@ -126,7 +126,8 @@ class ProxyHarness:
         self.log = io.StringIO()
         #: The proxy's parts, wired as C{twistd lbproxy} wires them.
         self.core = core = ProxyCore(
-            config, self.reactor, endpointFactory or _endpoint, probeClient, AccessLog(self.log)
+            config, self.reactor, endpointFactory or _endpoint, probeClient,
+            AccessLog(self.log, form=config.server.access_log_format),
         )
         self.connections = core.connections
         #: The targets' state, shared by every runtime built on it.

@@ -23,9 +23,10 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from lbproxy.config import Config
 from lbproxy.frontend.http import ProxyRequest, ProxySite
-from lbproxy.frontend.http2 import H2_AVAILABLE, NegotiatingChannel
+from lbproxy.frontend.http2 import H2_AVAILABLE
 from lbproxy.frontend.penalty import RepeatOffenders
 from lbproxy.tls.contexts import ServerTLS, offered_protocols
+from lbproxy.tls.handshakes import TLSChannel, TLSNegotiatingChannel
 from lbproxy.tls.material import CertificateReloader, TLSMaterial, load_tls_material, now_utc
 from lbproxy.tls.redirect import RedirectResource
 from lbproxy.upstream.tls import UpstreamEndpoints
@@ -86,8 +87,8 @@ class TLSProxySite(ProxySite):
         #: Addresses refused for a while after an HTTP/2 flood.
         self.offenders = RepeatOffenders(self.reactor, self.limits.h2.penalty)
         self.hsts = hsts.encode("ascii") if hsts else None
-        if http2 and H2_AVAILABLE:
-            self.protocol = NegotiatingChannel
+        # (Channels that count handshakes for the site's onHandshake.)
+        self.protocol = TLSNegotiatingChannel if http2 and H2_AVAILABLE else TLSChannel
 
     @property
     def openConnections(self) -> int:
@@ -210,6 +211,9 @@ class TLSEdge:
             **_siteArguments(site),
         )
         self.site = tlsSite
+        # Counted and logged like the plain listeners' (observe/).
+        tlsSite.onHandshake = getattr(site, "onHandshake", None)
+        tlsSite.onReject = getattr(site, "onReject", None)
         try:
             factory = _ServerTLSFactory(self.server, False, tlsSite, clock=self._reactor)
         except TypeError:  # pragma: no cover - Twisted before the clock argument

@@ -201,6 +201,7 @@ class Exchange:
             self._connections.release(conn)
             return
         self._conn = conn
+        self._context.connected = self._clock.seconds()
         headers = list(self._context.headers)
         chunked = False
         if self._body is not None:
@@ -264,6 +265,7 @@ class Exchange:
         context = self._context
         context.upstream = self.target
         context.responseLength = response_length(self._conn, headers)
+        context.firstByte = self._clock.seconds()
         for hook in context.chain.headHooks:
             relayed = hook(context, relayed)
         for name, value in relayed:
@@ -480,6 +482,10 @@ class Exchange:
         context.sent = self.sent
         context.upstream = self.target
         context.upstreamTime = self.upstreamTime
+        # For the access log's durations and the metrics (lbproxy.observe).
+        context.entry = self._tried[-1].state if self._tried else None
+        context.tries = len(self._tried) + self._freshRetried
+        context.upstreamStart = self._upstreamStart
         context.chain.finish(context)
 
 

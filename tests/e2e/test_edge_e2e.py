@@ -71,7 +71,8 @@ SMUGGLING: List[Tuple[str, bytes]] = [
     ),
 ]
 
-ACCESS_LINE = re.compile(r'^\S+ "([A-Z]+) (\S+) HTTP/1\.[01]" (\d{3}) ')
+# (time, client, request line, status: the text format.)
+ACCESS_LINE = re.compile(r'^\S+Z \S+ "([A-Z]+) (\S+) HTTP/1\.[01]" (\d{3}) ')
 
 
 def config(port: int, backend: int, headerTimeout: float = 2.0) -> str:
