@@ -317,3 +317,16 @@ class OverlayReloadTests(SynchronousTestCase):
         self.assertFalse(outcome["applied"])
         self.assertEqual(outcome["file"], "etcd /p/pools/web")
         self.assertEqual(members(), ["127.0.0.1:9001"])
+
+
+class RestartOnlyTests(SynchronousTestCase):
+    def test_etcdTable(self):
+        """
+        A changed C{[etcd]} table is named as needing a restart.
+        """
+        from lbproxy.app.reload import restart_only
+        base = {"pools": {"a": {"targets": ["127.0.0.1:1"]}}}
+        old = parse_config(dict(base, etcd={"endpoints": ["http://h:1"]}))
+        new = parse_config(dict(base, etcd={"endpoints": ["http://h:2"]}))
+        self.assertEqual(restart_only(old, new), ["etcd"])
+        self.assertEqual(restart_only(old, old), [])

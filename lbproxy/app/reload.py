@@ -65,6 +65,9 @@ def restart_only(old: Config, new: Config) -> List[str]:
         keys.append("demo")
     if getattr(old, "tcp", ()) != getattr(new, "tcp", ()):
         keys.append("tcp")
+    if getattr(old, "etcd", None) != getattr(new, "etcd", None):
+        # The watch is made at start-up (app/fleet.py).
+        keys.append("etcd")
     if (old.admin and old.admin.listen) != (new.admin and new.admin.listen):
         keys.append("admin.listen")
     return keys
