@@ -69,9 +69,24 @@ class Etcd:
         self.started.process.wait(10)
         self.processes.stop(self.started)
 
+    token: Optional[str] = None
+
+    def enable_auth(self, password: str) -> None:
+        """
+        Authentication on, with a C{root} user; later calls use its token.
+        """
+        self.call("/v3/auth/user/add", {"name": "root", "password": password})
+        self.call("/v3/auth/user/grant", {"user": "root", "role": "root"})
+        self.call("/v3/auth/enable", {})
+        self.token = self.call("/v3/auth/authenticate",
+                               {"name": "root", "password": password})["token"]
+
     def call(self, path: str, body: dict, timeout: float = 5.0) -> dict:
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = self.token
         request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
+                                         headers=headers)
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
 

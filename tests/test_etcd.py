@@ -154,13 +154,6 @@ class FakeEtcd:
 
     base = "http://fake:2379"
 
-    def __init__(self):
-        self.kvs = []
-        self.revision = 1
-        self.reads = 0
-        self.watches = []
-        self.fail = False
-
     def readPrefix(self, prefix):
         self.reads += 1
         if self.fail:
@@ -169,6 +162,18 @@ class FakeEtcd:
         return succeed((list(self.kvs), self.revision))
 
     newest = 0
+
+    def __init__(self):
+        self.kvs = []
+        self.revision = 1
+        self.reads = 0
+        self.watches = []
+        self.fail = False
+        self.logins = []
+
+    def authenticate(self, user, password):
+        self.logins.append((user, password))
+        return succeed(None)
 
     def newestRevision(self, prefix):
         return succeed(self.newest)
@@ -268,6 +273,18 @@ class EtcdWatchTests(SynchronousTestCase):
         self.assertEqual(self.watch.backoff.attempts, 0)
         self.watch.stopService()
         self.assertFalse(self.clock.getDelayedCalls())
+
+    def test_authenticates(self):
+        """
+        With a user, each (re)sync starts by authenticating.
+        """
+        from lbproxy.config.etcd import EtcdConfig
+        watch = EtcdWatch(EtcdConfig(("http://fake:2379",), "/p", user="u", password="pw"),
+                          self.clock, [self.etcd], self.reload)
+        watch.startService()
+        self.etcd.watches[-1][1]({"canceled": True, "compact_revision": "3"})
+        self.assertEqual(self.etcd.logins, [("u", "pw"), ("u", "pw")])
+        watch.stopService()
 
     def test_coalesced(self):
         """

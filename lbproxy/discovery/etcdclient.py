@@ -115,6 +115,12 @@ class EtcdClient:
             from treq.client import HTTPClient
 
             pool = HTTPConnectionPool(reactor, persistent=False)
+            # Not a "Starting factory" log line per call (the pool's
+            # factory class is private to Twisted; were it renamed, the
+            # lines come back, nothing else changes).
+            factory = getattr(pool, "_factory", None)
+            if factory is not None:
+                pool._factory = type("QuietHTTP11ClientFactory", (factory,), {"noisy": False})
             if contextFactory is not None:
                 agent = Agent(reactor, contextFactory, connectTimeout=5, pool=pool)
             else:

@@ -86,6 +86,25 @@ class EtcdFleetTests(FleetTestCase):
         self.assertTrue(all(p.get()[0] == 200 for p in proxies))
 
 
+    def test_authentication(self):
+        """
+        With C{user} and C{password}, a proxy follows an etcd that
+        requires authentication.
+        """
+        need("etcd")
+        etcd = Etcd(self.processes, self.directory)
+        etcd.start()
+        etcd.enable_auth("fleet-root-password")
+        etcd.put(f"{PREFIX}/pools/web", {"targets": [f"127.0.0.1:{self.ports['alpha']}"]})
+        proxy = Proxy(self.processes, self.directory, "authproxy", lambda port, admin: (
+            proxy_config(port, admin, etcd.url, [self.ports["beta"]])
+            + 'user = "root"\npassword = "fleet-root-password"\n'))
+        wait_until(lambda: routes_to(proxy, "alpha"), 10, 0.05)
+        etcd.put(f"{PREFIX}/pools/web", {"targets": [f"127.0.0.1:{self.ports['beta']}"]})
+        wait_until(lambda: routes_to(proxy, "beta"), 10, 0.01)
+        self.assertNotIn("fleet-root-password", proxy.log())
+
+
 class FeedTests(FleetTestCase):
     def test_agent(self):
         """
