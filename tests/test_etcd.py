@@ -65,11 +65,11 @@ class EtcdConfigTests(SynchronousTestCase):
         config = self.parse({"endpoints": ["http://h:1"], "user": "u", "password": "sekrit"})
         self.assertNotIn("sekrit", repr(config))
 
-    def test_notWithWorkers(self):
-        with self.assertRaises(ConfigError) as e:
-            parse_config({"server": {"workers": 2}, "pools": {"a": {"targets": ["127.0.0.1:1"]}},
-                          "etcd": {"endpoints": ["http://h:1"]}})
-        self.assertEqual(e.exception.key, "etcd")
+    def test_withWorkers(self):
+        config = parse_config({"server": {"workers": 2},
+                               "pools": {"a": {"targets": ["127.0.0.1:1"]}},
+                               "etcd": {"endpoints": ["http://h:1"]}})
+        self.assertEqual(config.etcd.endpoints, ("http://h:1",))
 
 
 class EtcdStateTests(SynchronousTestCase):
@@ -347,3 +347,38 @@ class RestartOnlyTests(SynchronousTestCase):
         new = parse_config(dict(base, etcd={"endpoints": ["http://h:2"]}))
         self.assertEqual(restart_only(old, new), ["etcd"])
         self.assertEqual(restart_only(old, old), [])
+
+
+class WorkerTests(SynchronousTestCase):
+    def test_passedToWorkers(self):
+        """
+        With workers, the main process sends etcd's keys with the file's
+        text; a worker lays them over it as the main process did, and a
+        worker started later gets them in its snapshot.
+        """
+        from lbproxy.app.feed import HealthFeed
+        from lbproxy.app.fleet import etcd_lines, worker_reload
+        from lbproxy.app.reload import reload_line
+
+        state = EtcdState("/p")
+        state.reset([("/p/pools/web", pool("127.0.0.1:9001"), 5),
+                     ("/p/routes/1", b'{"path": "/x", "pool": "web"}', 6)], 6)
+        line = reload_line("f.toml", FILE, state)
+        harness = ProxyHarness(parse_config(tomllib.loads(FILE), "f.toml"))
+        reloader = Reloader(harness.core, harness.reactor, "f.toml", announce=False)
+        outcomes = []
+        feed = HealthFeed(harness.registry, onReload=lambda path, text, etcd=None:
+                          worker_reload(reloader, text, etcd).addCallback(outcomes.append))
+        feed.dataReceived(line)
+        self.assertTrue(outcomes[0]["applied"], outcomes)
+        self.assertEqual([m.target.address for m in harness.core.runtime.pools["web"].members],
+                         ["127.0.0.1:9001"])
+        self.assertEqual([r.path for r in harness.core.config.routes], ["/", "/x"])
+        self.assertEqual(reloader.overlay.dump(), state.dump())
+        # Without etcd keys, the two-argument form as before.
+        feed.dataReceived(reload_line("f.toml", FILE))
+        self.assertEqual([r.path for r in harness.core.config.routes], ["/"])
+        main = Reloader(harness.core, harness.reactor, "f.toml")
+        self.assertEqual(etcd_lines(main, "f.toml", FILE), [])
+        main.overlay = state
+        self.assertEqual(etcd_lines(main, "f.toml", FILE), [line])

@@ -12,11 +12,13 @@ from typing import Dict, List, Tuple
 from twisted.application.service import MultiService, Service
 
 from lbproxy.admin.changes import set_members
+from lbproxy.app.reload import reload_line
 from lbproxy.discovery.etcdclient import EtcdClient
+from lbproxy.discovery.etcdstate import EtcdState
 from lbproxy.discovery.etcdwatch import EtcdWatch
 from lbproxy.discovery.feed import PoolFeed
 
-__all__ = ["FeedSet", "etcd_client_tls", "start_fleet"]
+__all__ = ["FeedSet", "etcd_client_tls", "etcd_lines", "start_fleet", "worker_reload"]
 
 
 def etcd_client_tls(config):
@@ -76,6 +78,27 @@ def start_fleet(parent, config, reactor, core, reloader) -> List[Service]:
     feeds.sync(config)
     reloader.onApplied.append(feeds.sync)
     return services
+
+
+def worker_reload(reloader, text: str, etcd=None):
+    """
+    In a worker: apply the configuration the main process sent, with the
+    etcd keys it sent laid over it (the main process follows etcd; workers
+    do not watch it themselves).
+    """
+    reloader.overlay = EtcdState.load(etcd) if etcd is not None else None
+    return reloader.reload("main process", text)
+
+
+def etcd_lines(reloader, path: str, text) -> List[bytes]:
+    """
+    In the main process: for a worker (re)started while etcd's keys are
+    laid over the file, the configuration in service, as it is sent on a
+    change (L{reload_line}).
+    """
+    if reloader is None or reloader.overlay is None or text is None:
+        return []
+    return [reload_line(path, text, reloader.overlay)]
 
 
 class _RedisClosing(Service):

@@ -73,12 +73,16 @@ def restart_only(old: Config, new: Config) -> List[str]:
     return keys
 
 
-def reload_line(path: str, text: str) -> bytes:
+def reload_line(path: str, text: str, overlay=None) -> bytes:
     """
     The main process's message to its workers: apply this configuration
-    (the file's text, as validated).
+    (the file's text, as validated), with etcd's keys laid over it when
+    C{overlay} (an L{lbproxy.discovery.etcdstate.EtcdState}) is given.
     """
-    return json.dumps({"reload": text, "path": path}).encode("utf-8") + b"\n"
+    message = {"reload": text, "path": path}
+    if overlay is not None:
+        message["etcd"] = overlay.dump()
+    return json.dumps(message).encode("utf-8") + b"\n"
 
 
 def parse_text(text: str, path: str, overlay=None) -> Config:

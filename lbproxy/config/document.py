@@ -189,9 +189,6 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
     cache = parse_cache(top["cache"], "cache", reader) if "cache" in top else CacheConfig()
 
     etcd = parse_etcd(top["etcd"], "etcd", reader) if "etcd" in top else None
-    if etcd is not None and server.workers > 1:
-        raise reader.fail("etcd", "not supported with workers > 1 yet (use one process per "
-                          "instance, or several instances)")
 
     admin = None
     if "admin" in top:

@@ -17,6 +17,7 @@ name, and etcd's routes come after the file's, ordered by id.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -95,6 +96,30 @@ class EtcdState:
             newest = max(newest, mod)
         self.revision = newest
         return changed
+
+    # -- passing on ---------------------------------------------------------------
+
+    def dump(self) -> Dict[str, Any]:
+        """
+        JSON-ready: what a worker needs to lay the same keys over the file
+        (L{load}).
+        """
+        return {
+            "prefix": self.prefix,
+            "revision": self.revision,
+            "values": {key: base64.b64encode(value).decode("ascii")
+                       for key, value in self.values.items()},
+        }
+
+    @classmethod
+    def load(cls, data: Mapping[str, Any]) -> "EtcdState":
+        """
+        The state L{dump} described.
+        """
+        state = cls(str(data["prefix"]))
+        state.reset([(key, base64.b64decode(value), 0)
+                     for key, value in dict(data["values"]).items()], int(data["revision"]))
+        return state
 
     # -- laying it over the file ------------------------------------------------
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import time
 import shutil
 import subprocess
 import sys
@@ -103,6 +105,49 @@ class EtcdFleetTests(FleetTestCase):
         etcd.put(f"{PREFIX}/pools/web", {"targets": [f"127.0.0.1:{self.ports['beta']}"]})
         wait_until(lambda: routes_to(proxy, "beta"), 10, 0.01)
         self.assertNotIn("fleet-root-password", proxy.log())
+
+
+    def test_workers(self):
+        """
+        With C{workers = 2} the main process follows etcd and its workers
+        route by it, a worker restarted later too.
+        """
+        need("etcd")
+        etcd = Etcd(self.processes, self.directory)
+        etcd.start()
+        etcd.put(f"{PREFIX}/pools/web", {"targets": [f"127.0.0.1:{self.ports['alpha']}"]})
+        proxy = Proxy(self.processes, self.directory, "workersproxy", lambda port, admin: (
+            proxy_config(port, admin, etcd.url, [self.ports["beta"]]).replace(
+                "[server]\n", "[server]\nworkers = 2\n")))
+
+        def everyWorker(name):
+            # New connections, spread over the workers by the kernel.
+            for _ in range(12):
+                client = Proxy.__new__(Proxy)
+                client.port, client._connection = proxy.port, None
+                if client.get()[1] != name:
+                    return False
+            return True
+
+        # The file says beta: alpha comes from etcd, through the main process.
+        wait_until(lambda: everyWorker("alpha"), 15, 0.05)
+        etcd.put(f"{PREFIX}/pools/web", {"targets": [f"127.0.0.1:{self.ports['beta']}"]})
+        wait_until(lambda: everyWorker("beta"), 10, 0.02)
+        etcd.put(f"{PREFIX}/pools/web", {"targets": [f"127.0.0.1:{self.ports['alpha']}"]})
+        wait_until(lambda: everyWorker("alpha"), 10, 0.02)
+
+        def workers():
+            return set(subprocess.run(["pgrep", "-P", str(proxy.started.pid)],
+                                      capture_output=True, text=True).stdout.split())
+
+        before = workers()
+        self.assertEqual(len(before), 2, proxy.log())
+        os.kill(int(sorted(before)[0]), signal.SIGKILL)
+        wait_until(lambda: len(workers()) == 2 and workers() != before, 15, 0.05)
+        # The restarted worker gets etcd's keys with its first messages.
+        time.sleep(1.0)
+        for _ in range(5):
+            self.assertTrue(everyWorker("alpha"), proxy.log())
 
 
 class FeedTests(FleetTestCase):
