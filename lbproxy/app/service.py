@@ -28,6 +28,7 @@ from lbproxy.app.wiring import ProxyCore
 from lbproxy.frontend.limits import ClientLimits
 from lbproxy.health.checker import probe_client
 from lbproxy.app.listeners import ListenerSet
+from lbproxy.app.fleet import etcd_lines, start_fleet, worker_reload
 from lbproxy.app.reload import Reloader, read_text, reload_line
 from lbproxy.app.signals import SignalService, StopSignals
 from lbproxy.app.sockets import AdoptedPort, HealthFeedService, ListeningSockets, listen_error
@@ -146,7 +147,7 @@ class ProxyService(MultiService):
             feed = HealthFeed(
                 self.registry,
                 parentGone=lambda: stop_reactor(reactor),
-                onReload=lambda path, text: self.reloader.reload("main process", text),
+                onReload=lambda path, text, etcd=None: worker_reload(self.reloader, text, etcd),
                 onOverrides=self._applyOverrides,
             )
             HealthFeedService(reactor, feed).setServiceParent(self)
@@ -181,6 +182,8 @@ class ProxyService(MultiService):
         self.core.reloader = self.reloader
         if config.server.watch:
             FileWatch(config.path, self.reloader, reactor).setServiceParent(self)
+        # etcd and discovery feeds (docs/fleet.md).
+        start_fleet(self, config, reactor, self.core, self.reloader)
 
     def _applyLimits(self, config: Config) -> None:
         """
@@ -198,7 +201,7 @@ class ProxyService(MultiService):
         validated, then gets the health states of its (new) targets.
         """
         self.configText = text
-        self.supervisor.broadcast(reload_line(path, text))
+        self.supervisor.broadcast(reload_line(path, text, self.reloader.overlay))
         for line in self.health.snapshot():
             self.supervisor.broadcast(line)
 
@@ -278,7 +281,8 @@ class ProxyService(MultiService):
             self.sockets.sockets,
             reactor,
             spawn,
-            snapshot=lambda: [overrides_line(self.core.overrides.dump())] + health.snapshot(),
+            snapshot=lambda: etcd_lines(self.reloader, config.path, self.configText)
+            + [overrides_line(self.core.overrides.dump())] + health.snapshot(),
             stopGrace=config.server.drain_timeout + STOP_GRACE,
             configText=(lambda: self.configText) if self.configText is not None else None,
         )
