@@ -133,6 +133,13 @@ class ProxyService(MultiService):
         self.plainListeners = ListenerSet(
             self, lambda description: self._proxiedEndpoint(reactor, description), plainSite
         )
+        #: The TLS listeners (all serve one factory), when [tls] is set.
+        self.tlsListeners: Optional[ListenerSet] = None
+        if len(listeners) > len(server.listen):
+            self.tlsListeners = ListenerSet(
+                self, lambda description: self._proxiedEndpoint(reactor, description),
+                listeners[len(server.listen)][1], key="tls.listen",
+            )
         if self.role == "worker":
             for fd, (description, factory) in zip(listenFDs, listeners):
                 port = AdoptedPort(reactor, fd, description, factory, server.proxy_protocol)
@@ -160,9 +167,11 @@ class ProxyService(MultiService):
                 self.proxyListeners.append(service)
                 if index < len(server.listen):
                     self.plainListeners.register(description, service)
+                else:
+                    self.tlsListeners.register(description, service)
             self.reloader = Reloader(
                 core, reactor, config.path, listeners=self.plainListeners,
-                apply=self._applyLimits,
+                tlsListeners=self.tlsListeners, apply=self._applyLimits,
             )
             self._reloadTriggers(config, reactor)
         # SIGHUP: independent actions, each run even if one before failed.
@@ -378,8 +387,8 @@ class ProxyService(MultiService):
             return MultiService.stopService(self)
         live = self.core.live
         listeners = self.proxyListeners + [
-            service for service in self.plainListeners.services()
-            if service not in self.proxyListeners
+            service for group in (self.plainListeners, self.tlsListeners) if group is not None
+            for service in group.services() if service not in self.proxyListeners
         ]
         closing = [
             maybeDeferred(service.disownServiceParent)
