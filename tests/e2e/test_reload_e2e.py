@@ -10,6 +10,8 @@ End to end: live reconfiguration of a running C{twistd -n lbproxy}.
   - targets added and drained through the admin API take and leave
     traffic;
   - with C{workers = 2} a reload reaches both workers;
+  - a reload that moves the TLS listener serves HTTPS on the new port and
+    closes the old one;
   - with C{watch = true} a changed file is reloaded, a broken one
     rejected in one log line.
 """
@@ -392,6 +394,52 @@ class WorkersReloadTests(ReloadE2ETestCase):
                 break
             time.sleep(0.2)
         self.assertEqual(seen, backends, self.diag())
+
+
+class TLSListenerReloadTests(ReloadE2ETestCase):
+    def test_moveTLSListener(self) -> None:
+        """
+        SIGHUP with C{tls.listen} moved to another port: HTTPS is served
+        there (with the configured certificate), the old port refuses
+        connections, and the plain listener goes on.
+        """
+        from lbproxy.testing.tls import PKI
+
+        pki = PKI(str(self.workdir))
+        cert, key = pki.issue("site", ["localhost"])
+        backend = self.startDemo("one")
+        plain, first, second = freePorts(3)
+
+        def text(tls: int) -> str:
+            return (version(0, plain, backend, backend)
+                    + f'\n[tls]\nlisten = "tcp:{tls}:interface=127.0.0.1"\n'
+                    f'\n[[tls.certificates]]\ncert = "{cert}"\nkey = "{key}"\n')
+
+        path = self.writeConfig(text(first))
+        self.startProxy(path.read_text(), plain, alsoWaitFor=[first])
+
+        def https(port: int):
+            return subprocess.run(
+                ["curl", "-sS", "--noproxy", "*", "--max-time", "10", "--cacert", pki.caPath,
+                 "-o", "/dev/null", "-w", "%{http_code}", f"https://localhost:{port}/a"],
+                stdin=subprocess.DEVNULL, capture_output=True, env=childEnvironment(),
+                timeout=20,
+            )
+
+        self.assertEqual(https(first).stdout, b"200", https(first).stderr)
+        path.write_text(text(second))
+        os.kill(self.proxy.pid, signal.SIGHUP)
+        line = self.waitForLine(r"reload \(SIGHUP\) applied")[0]
+        self.assertIn(f"listeners opened: tcp:{second}:interface=127.0.0.1", line)
+        self.assertIn(f"closed: tcp:{first}:interface=127.0.0.1", line)
+        self.assertNotIn("applied only by a restart", line)
+        served = https(second)
+        self.assertEqual((served.returncode, served.stdout), (0, b"200"), served.stderr)
+        refused = https(first)
+        # curl: 7 is "failed to connect".
+        self.assertEqual(refused.returncode, 7, refused.stderr)
+        self.assertEqual(self.curl(plain, "/a").status, 200)
+        self.assertNoUnhandledErrors()
 
 
 class WatchTests(ReloadE2ETestCase):
