@@ -28,7 +28,8 @@ from lbproxy.app.wiring import ProxyCore
 from lbproxy.frontend.limits import ClientLimits
 from lbproxy.health.checker import probe_client
 from lbproxy.app.listeners import ListenerSet
-from lbproxy.app.reload import Reloader, read_text, reload_line
+from lbproxy.app.generations import GenerationSupervisor, new_generation
+from lbproxy.app.reload import Reloader, all_listeners, read_text, reload_line
 from lbproxy.app.signals import SignalService, StopSignals
 from lbproxy.app.sockets import AdoptedPort, HealthFeedService, ListeningSockets, listen_error
 from lbproxy.app.watch import FileWatch
@@ -39,7 +40,6 @@ from lbproxy.tls.material import TLSMaterial
 from lbproxy.app.workers import (
     STOP_GRACE,
     HealthFeed,
-    WorkerSupervisor,
     announce_ready,
     overrides_line,
     state_line,
@@ -211,6 +211,34 @@ class ProxyService(MultiService):
         for line in self.health.snapshot():
             self.supervisor.broadcast(line)
 
+    def _newGeneration(self, config: Config, text: str):
+        """
+        The main process of workers, for a reload that changes the
+        listeners: a new generation of workers on the new sockets
+        (L{lbproxy.app.generations}); its commit also makes the text the
+        one later workers get, and sends the (new) health states.
+        """
+        descriptions = all_listeners(config)
+        tlsListen = config.tls.listen if config.tls is not None else ()
+
+        def ready(handover):
+            commit = handover.commit
+
+            def committed():
+                closed = commit()
+                self.configText = text
+                self.core.listeners = tuple(descriptions)
+                for line in self.health.snapshot():
+                    self.supervisor.broadcast(line)
+                return closed
+
+            handover.commit = committed
+            return handover
+
+        return new_generation(
+            self.supervisor, self.sockets, descriptions, tlsListen, text
+        ).addCallback(ready)
+
     def _sendOverrides(self, overrides) -> None:
         """
         The main process of workers: the admin API changed something; every
@@ -265,9 +293,7 @@ class ProxyService(MultiService):
         """
         for backend in config.demo:
             self._listen(reactor, backend.listen, demoSite(backend.name, backend.text, reactor))
-        descriptions = list(config.server.listen)
-        if config.tls is not None:
-            descriptions += list(config.tls.listen)
+        descriptions = all_listeners(config)
         self.core.listeners = tuple(descriptions)
         self.sockets = ListeningSockets(
             descriptions, config.server.workers, config.server.listen_backlog
@@ -281,7 +307,7 @@ class ProxyService(MultiService):
         except ConfigError:
             # Not from a file (tests): the workers read it themselves.
             self.configText = None
-        self.supervisor = WorkerSupervisor(
+        self.supervisor = GenerationSupervisor(
             config.server.workers,
             worker_argv(config.path),
             self.sockets.sockets,
@@ -296,7 +322,10 @@ class ProxyService(MultiService):
         )
         self.supervisor.setServiceParent(self)
         # Validated here once; the workers apply the text (_sendReload).
-        self.reloader = Reloader(self.core, reactor, config.path, workers=self._sendReload)
+        self.reloader = Reloader(
+            self.core, reactor, config.path, workers=self._sendReload,
+            generation=self._newGeneration,
+        )
         self.core.onApiChange = self._sendOverrides
         self._reloadTriggers(config, reactor)
         self.sighup = SignalService(signal.SIGHUP, reactor)
