@@ -7,25 +7,32 @@ A reload is all or nothing:
 
   1. The whole file is read and validated; an invalid one is logged as one
      line (file, key, reason) and nothing changes.
-  2. Listeners the file adds are opened; if one cannot be, those opened are
-     closed again and the reload is rejected, naming it.
+  2. Listeners the file adds (C{server.listen} and C{tls.listen}, the TLS
+     ones with the TLS listeners' factory) are opened; if one cannot be,
+     every one this reload opened is closed again and the reload is
+     rejected, naming it and its key.
   3. One new runtime (with the admin API's changes laid over it) is
      swapped in: requests in flight finish on the runtime they started
      with; targets kept keep their health, in-flight counts and ejections
      (L{lbproxy.runtime.targets.TargetRegistry}); removed ones are retired
      and drain.
-  4. Listeners the file removed stop accepting; connections busy on routes
+  4. Listeners the file removed (plain or TLS) stop accepting; connections busy on routes
      or pools the new file removed get C{drain_timeout} seconds, then are
      closed (L{lbproxy.app.drain}); every other connection is untouched.
 
 Its outcome is logged once, and kept for C{GET /api/status}.  Settings
-that only a restart applies (the number of workers, the access log, TLS
-listeners, backend connection settings, the admin listener) are named in
-the outcome when they change.
+that only a restart applies (the number of workers, the access log, the
+C{[tls]} keys other than C{listen} (certificates reload on SIGHUP from the
+files named at start), adding or removing C{[tls]}, backend connection
+settings, the admin listener) are named in the outcome when they change
+(L{restart_only}).
 
 With C{workers > 1} the main process validates the file once, then sends
 its text to every worker (L{reload_line}), which builds the same
-configuration from it; listener changes need a restart there.
+configuration from it.  When the listeners change, it binds the new
+sockets instead (all or nothing), starts a new generation of workers on
+them with the text and, once they are ready, applies the reload and
+retires the old generation, which drains (L{lbproxy.app.generations}).
 """
 
 from __future__ import annotations
