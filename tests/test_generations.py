@@ -245,6 +245,23 @@ class GenerationTests(GenerationTestCase):
         self.assertEqual(len(self.spawn.calls), 4)
 
 
+    def test_stopWhileStarting(self):
+        """
+        Stopping while a new generation starts: the generation fails, no
+        worker is started any more, both generations are stopped.
+        """
+        d = self.generation(["tcp:9090"])
+        new = dict(self.supervisor.workers)
+        self.end(self.old[1], ProcessTerminated(exitCode=1))
+        stopped = self.supervisor.stopService()
+        self.failureResultOf(d)
+        self.assertEqual(len(self.spawn.calls), 4)
+        for worker in list(new.values()) + [self.old[0]]:
+            self.assertEqual(worker.transport.signals, ["TERM"])
+            self.end(worker)
+        self.successResultOf(stopped)
+
+
 MOVED = BASE.replace('listen = "tcp:8080"', 'listen = "tcp:9090"')
 
 

@@ -193,10 +193,10 @@ class GenerationSupervisor(WorkerSupervisor):
 
     def stopService(self):
         if self._starting is not None:
+            self._stopping = True  # (no worker of the old one restarted now)
             self._failed("the main process is stopping")
+        # (Retiring workers had their SIGTERM, and SIGKILL is due for them.)
         retiring = list(self.retiring)
-        for worker in retiring:
-            worker.signal("TERM")
         stopped = WorkerSupervisor.stopService(self)
         return defer.DeferredList([stopped] + [w.ended for w in retiring])
 
