@@ -432,8 +432,7 @@ class StageOrderTests(CacheTestCase):
                            headers={"response_set": {"X-A": "b"}})
         names = proxy.resource.runtime.match("h", "/").chain.names()
         self.assertEqual(names[names.index("access"):],
-                         ("access", "header_rules", "forwarded", "cache", "compress", "access_log",
-                          "metrics"))
+                         ("access", "header_rules", "forwarded", "cache", "compress", "access_log"))
 
 
 class UpgradeTests(CacheTestCase):

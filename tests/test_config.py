@@ -820,7 +820,7 @@ class PoolTests(_Helpers):
             {"pools": {"p": {"targets": ["a:1"], "target": ["b:1"]}}},
             "pools.p.target",
             "unknown key",
-            "known: balance, ca, client_cert, client_key, hash_balance_factor, hash_key, "
+            "known: balance, ca, client_cert, client_key, discovery, hash_balance_factor, hash_key, "
             "health, max_inflight, queue_size, queue_timeout, server_name, sticky, targets, "
             "verify, weights",
         )
@@ -1002,7 +1002,7 @@ class TopLevelTests(_Helpers):
             "rotues",
             "unknown key",
             'did you mean "routes"?',
-            "known: access, admin, cache, demo, health, path_routes, pools, rate_limit, routes, server, targets, tcp, tls",
+            "known: access, admin, cache, demo, etcd, health, path_routes, pools, rate_limit, routes, server, targets, tcp, tls",
         )
 
     def test_empty(self) -> None:

@@ -424,3 +424,19 @@ class TLSHandshakeHTTP1Tests(TLSHandshakeTests):
     """
 
     tls = {"alpn": ["http/1.1"]}
+
+
+class WithoutAdminTests(SynchronousTestCase):
+    """
+    Without C{[admin]} nothing can read request counts: chains have no
+    metrics stage, so requests cost nothing for them.
+    """
+
+    def test_noStage(self):
+        config = dict(CONFIG)
+        del config["admin"]
+        proxy = ProxyHarness(config)
+        route = proxy.resource.runtime.match("www.mango.com", "/").chain
+        self.assertNotIn("metrics", route.names())
+        withAdmin = ProxyHarness(CONFIG).resource.runtime.match("www.mango.com", "/").chain
+        self.assertIn("metrics", withAdmin.names())

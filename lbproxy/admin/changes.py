@@ -148,3 +148,25 @@ def _state(member) -> str:
     if health is not None:
         return health.state
     return "up" if member.state.up else "down"
+
+
+def set_members(core, pool: str, targets, source: str) -> Dict[str, Any]:
+    """
+    A discovery feed's list: C{targets} (validated, at least one) become
+    C{pool}'s whole membership, through the same overrides, rebuild and
+    swap as the API's changes.  Targets left out drain: no new requests,
+    those in flight finish on the runtime they started on.
+
+    @param source: what sent it, for the log (the feed's URL).
+    """
+    runtime_pool = _pool(core, pool)
+    before = {member.target.address for member in runtime_pool.members}
+    core.overrides.setMembers(pool, tuple(targets))
+    runtime = core.rebuild()
+    core.changed()
+    after = {member.target.address for member in runtime.pools[pool].members}
+    added, removed = sorted(after - before), sorted(before - after)
+    log.info("discovery {source}: pool {pool}: {count} targets; added: {added}; removed "
+             "(draining): {removed}", source=source, pool=pool, count=len(after),
+             added=", ".join(added) or "none", removed=", ".join(removed) or "none")
+    return {"pool": pool, "added": added, "removed": removed}

@@ -6,7 +6,8 @@ object a line.
   - C{{"target": IDENT, "up": BOOL}}: a health state (L{state_line});
   - C{{"reload": TEXT, "path": PATH}}: a configuration the main process
     validated, for the worker to apply
-    (L{lbproxy.app.reload.reload_line});
+    (L{lbproxy.app.reload.reload_line}); with C{"etcd"}, etcd's keys to lay
+    over it (then C{onReload} gets them as a third argument);
   - C{{"overrides": {...}}}: the admin API's changes (L{overrides_line}).
 
 L{HealthFeed} reads them in a worker.
@@ -77,7 +78,11 @@ class HealthFeed(Protocol):
             try:
                 message = json.loads(line)
                 if "reload" in message:
-                    self.onReload(str(message.get("path", "")), str(message["reload"]))
+                    args = [str(message.get("path", "")), str(message["reload"])]
+                    if "etcd" in message:
+                        # etcd's keys, to lay over the text (docs/fleet.md).
+                        args.append(message["etcd"])
+                    self.onReload(*args)
                     continue
                 if "overrides" in message:
                     self.onOverrides(message["overrides"])

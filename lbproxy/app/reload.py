@@ -82,6 +82,9 @@ def restart_only(old: Config, new: Config) -> List[str]:
         keys.append("demo")
     if getattr(old, "tcp", ()) != getattr(new, "tcp", ()):
         keys.append("tcp")
+    if getattr(old, "etcd", None) != getattr(new, "etcd", None):
+        # The watch is made at start-up (app/fleet.py).
+        keys.append("etcd")
     if (old.admin and old.admin.listen) != (new.admin and new.admin.listen):
         keys.append("admin.listen")
     return keys
@@ -98,25 +101,37 @@ def all_listeners(config: Config) -> List[str]:
     return listen
 
 
-def reload_line(path: str, text: str) -> bytes:
+def reload_line(path: str, text: str, overlay=None) -> bytes:
     """
     The main process's message to its workers: apply this configuration
-    (the file's text, as validated).
+    (the file's text, as validated), with etcd's keys laid over it when
+    C{overlay} (an L{lbproxy.discovery.etcdstate.EtcdState}) is given.
     """
-    return json.dumps({"reload": text, "path": path}).encode("utf-8") + b"\n"
+    message = {"reload": text, "path": path}
+    if overlay is not None:
+        message["etcd"] = overlay.dump()
+    return json.dumps(message).encode("utf-8") + b"\n"
 
 
-def parse_text(text: str, path: str) -> Config:
+def parse_text(text: str, path: str, overlay=None) -> Config:
     """
     A configuration from the text of its file (what a worker gets).
 
+    @param overlay: what to lay over the file (etcd's pools and routes,
+        L{lbproxy.discovery.etcdstate.EtcdState}): C{merge(data) -> data}
+        and C{explain(ConfigError) -> ConfigError}, or L{None}.
     @raise ConfigError: as L{lbproxy.config.load_config} would.
     """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(path, "", f"TOML syntax error: {e}") from None
-    return parse_config(data, path)
+    if overlay is None:
+        return parse_config(data, path)
+    try:
+        return parse_config(overlay.merge(data), path)
+    except ConfigError as e:
+        raise overlay.explain(e) from None
 
 
 def read_text(path: str) -> str:
@@ -187,6 +202,12 @@ class Reloader:
         self._announce = announce
         self.running: Optional[Deferred] = None
         self._queued: List = []
+        #: Laid over the file on every reload (L{parse_text}): etcd's
+        #: pools and routes, or L{None}.
+        self.overlay = None
+        #: Called with each configuration put in service (after C{apply}):
+        #: e.g. the discovery feeds follow the pools that have one.
+        self.onApplied: List[Callable[[Config], Any]] = []
 
     def __call__(self, source: str) -> Deferred:
         return self.reload(source)
@@ -232,7 +253,7 @@ class Reloader:
         try:
             if text is None:
                 text = self._read(self.path)
-            config = parse_text(text, self.path)
+            config = parse_text(text, self.path, self.overlay)
         except ConfigError as e:
             outcome.update(applied=False, error=str(e), file=e.path, key=e.key, reason=e.reason)
             return outcome
@@ -250,6 +271,8 @@ class Reloader:
         runtime = self.core.apply(config)
         if self._apply is not None:
             self._apply(config)
+        for hook in self.onApplied:
+            hook(config)
         closed: List[str] = []
         for listeners, ports, wanted in opened:
             listeners.adopt(ports)

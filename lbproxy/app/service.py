@@ -28,6 +28,7 @@ from lbproxy.app.wiring import ProxyCore
 from lbproxy.frontend.limits import ClientLimits
 from lbproxy.health.checker import probe_client
 from lbproxy.app.listeners import ListenerSet
+from lbproxy.app.fleet import etcd_lines, start_fleet, worker_reload
 from lbproxy.app.generations import GenerationSupervisor, new_generation
 from lbproxy.app.reload import Reloader, all_listeners, read_text, reload_line
 from lbproxy.app.signals import SignalService, StopSignals
@@ -153,7 +154,7 @@ class ProxyService(MultiService):
             feed = HealthFeed(
                 self.registry,
                 parentGone=lambda: stop_reactor(reactor),
-                onReload=lambda path, text: self.reloader.reload("main process", text),
+                onReload=lambda path, text, etcd=None: worker_reload(self.reloader, text, etcd),
                 onOverrides=self._applyOverrides,
             )
             HealthFeedService(reactor, feed).setServiceParent(self)
@@ -190,6 +191,8 @@ class ProxyService(MultiService):
         self.core.reloader = self.reloader
         if config.server.watch:
             FileWatch(config.path, self.reloader, reactor).setServiceParent(self)
+        # etcd and discovery feeds (docs/fleet.md).
+        start_fleet(self, config, reactor, self.core, self.reloader)
 
     def _applyLimits(self, config: Config) -> None:
         """
@@ -207,7 +210,7 @@ class ProxyService(MultiService):
         validated, then gets the health states of its (new) targets.
         """
         self.configText = text
-        self.supervisor.broadcast(reload_line(path, text))
+        self.supervisor.broadcast(reload_line(path, text, self.reloader.overlay))
         for line in self.health.snapshot():
             self.supervisor.broadcast(line)
 
@@ -215,18 +218,26 @@ class ProxyService(MultiService):
         """
         The main process of workers, for a reload that changes the
         listeners: a new generation of workers on the new sockets
-        (L{lbproxy.app.generations}); its commit also makes the text the
-        one later workers get, and sends the (new) health states.
+        (L{lbproxy.app.generations}); its commit also sends the (new)
+        health states.
         """
         descriptions = all_listeners(config)
         tlsListen = config.tls.listen if config.tls is not None else ()
+
+        # The new workers, started now, get the new text (through their
+        # config pipe and, with etcd, the reload line of etcd_lines); the
+        # old text again if they do not start.
+        previous, self.configText = self.configText, text
+
+        def failed(failure):
+            self.configText = previous
+            return failure
 
         def ready(handover):
             commit = handover.commit
 
             def committed():
                 closed = commit()
-                self.configText = text
                 self.core.listeners = tuple(descriptions)
                 for line in self.health.snapshot():
                     self.supervisor.broadcast(line)
@@ -237,7 +248,7 @@ class ProxyService(MultiService):
 
         return new_generation(
             self.supervisor, self.sockets, descriptions, tlsListen, text
-        ).addCallback(ready)
+        ).addCallbacks(ready, failed)
 
     def _sendOverrides(self, overrides) -> None:
         """
@@ -313,7 +324,8 @@ class ProxyService(MultiService):
             self.sockets.sockets,
             reactor,
             spawn,
-            snapshot=lambda: [overrides_line(self.core.overrides.dump())] + health.snapshot(),
+            snapshot=lambda: etcd_lines(self.reloader, config.path, self.configText)
+            + [overrides_line(self.core.overrides.dump())] + health.snapshot(),
             stopGrace=config.server.drain_timeout + STOP_GRACE,
             configText=(lambda: self.configText) if self.configText is not None else None,
         )

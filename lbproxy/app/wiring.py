@@ -128,8 +128,13 @@ class ProxyCore:
         self.registry = TargetRegistry(probing=probing)
         self.health = HealthChecker(self.registry, reactor, probeClient)
         self.metrics = Metrics()
+        # Requests are counted (a metrics stage in every chain) only when
+        # something can read the counts: /metrics and the status page are
+        # on the admin listener.  Rejections, handshakes and reloads are
+        # counted anyway (rare events).
         self.services = Services(
-            reactor, self.connections, self.health, accessLog, self.metrics
+            reactor, self.connections, self.health, accessLog,
+            self.metrics if config.admin is not None else None,
         )
         self.resource = ProxyResource(self.build(config), reactor)
         self.site = ProxySite(

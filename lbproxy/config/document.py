@@ -21,6 +21,7 @@ from lbproxy.config.admin import AdminConfig, check_admin_listen, parse_admin
 from lbproxy.config.cache import CacheConfig, parse_cache
 from lbproxy.config.demo import DemoBackend, parse_demos
 from lbproxy.config.errors import ConfigError, quote
+from lbproxy.config.etcd import EtcdConfig, parse_etcd
 from lbproxy.config.flat import parse_flat_form
 from lbproxy.config.health import HealthConfig, parse_health
 from lbproxy.config.passthrough import check_passthrough
@@ -40,6 +41,7 @@ _TOP_KEYS = (
     "admin",
     "cache",
     "demo",
+    "etcd",
     "health",
     "path_routes",
     "pools",
@@ -72,6 +74,7 @@ class Config:
     @ivar admin: The C{[admin]} listener, or L{None} (none runs).
     @ivar tcp: The C{[[tcp]]} services.
     @ivar cache: The C{[cache]} settings (defaults when absent).
+    @ivar etcd: The C{[etcd]} source of shared pools and routes, or L{None}.
     """
 
     path: str
@@ -86,6 +89,7 @@ class Config:
     admin: Optional[AdminConfig] = None
     tcp: Tuple[TCPService, ...] = ()
     cache: CacheConfig = CacheConfig()
+    etcd: Optional[EtcdConfig] = None
 
 
 def load_config(path: str) -> Config:
@@ -184,6 +188,8 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
         rate_limit = parse_rate_limit(top["rate_limit"], "rate_limit", reader)
     cache = parse_cache(top["cache"], "cache", reader) if "cache" in top else CacheConfig()
 
+    etcd = parse_etcd(top["etcd"], "etcd", reader) if "etcd" in top else None
+
     admin = None
     if "admin" in top:
         admin = parse_admin(top["admin"], "admin", reader)
@@ -204,6 +210,7 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
         admin=admin,
         tcp=tcp,
         cache=cache,
+        etcd=etcd,
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from lbproxy.config.balancing import BALANCING_KEYS, ScoreWeights, Sticky, parse_balancing
 
+from lbproxy.config.discovery import parse_discovery
 from lbproxy.config.errors import child_key, quote
 from lbproxy.config.health import HealthConfig, parse_health
 from lbproxy.config.reader import Reader
@@ -25,6 +26,7 @@ BALANCE_ALGORITHMS: Tuple[str, ...] = ("round_robin", "least_conn", "random", "h
 
 _POOL_KEYS = (
     "balance",
+    "discovery",
     "health",
     "max_inflight",
     "queue_size",
@@ -55,6 +57,8 @@ class Pool:
     @ivar sticky: Sticky sessions, or L{None}.
     @ivar weights: Score-driven weights, or L{None} for the configured
         weights.
+    @ivar discovery: The C{ws://} URL of a deployment agent's feed of the
+        pool's targets (C{discovery = { websocket = URL }}), or L{None}.
     """
 
     name: str
@@ -68,6 +72,7 @@ class Pool:
     hash_balance_factor: float = 0.0
     sticky: Optional[Sticky] = None
     weights: Optional[ScoreWeights] = None
+    discovery: Optional[str] = None
 
 
 def parse_pool(name: str, value: Any, reader: Reader, health: HealthConfig) -> Pool:
@@ -131,6 +136,8 @@ def parse_pool(name: str, value: Any, reader: Reader, health: HealthConfig) -> P
     if not any(target.weight for target in targets):
         raise reader.fail(targets_key, "at least one target needs a weight above 0")
     settings.update(parse_balancing(table, key, reader, balance))
+    if "discovery" in table:
+        settings["discovery"] = parse_discovery(table["discovery"], child_key(key, "discovery"), reader)
     return Pool(
         name=name,
         targets=with_tls,

@@ -44,6 +44,7 @@ from lbproxy.stages.metrics import metrics_stage
 from lbproxy.stages.misdirected import Misdirected
 from lbproxy.stages.path import NormalizePath
 from lbproxy.stages.ratelimit import RateLimit
+from lbproxy.stages.sharedlimit import limit_stage
 from lbproxy.stages.requestid import RequestId
 from lbproxy.stages.stripprefix import StripPrefix
 from lbproxy.stages.target import RequestTarget
@@ -117,9 +118,14 @@ Built = Union[None, Stage, Sequence[Stage]]
 
 def _rate_limits(scope: Scope) -> Built:
     # (A RateLimiter has a length, its number of clients: test for None.)
-    stages = [RateLimit(scope.shared.limiter)] if scope.shared.limiter is not None else []
+    stages = []
+    if scope.shared.limiter is not None:
+        stages.append(limit_stage(scope.config.rate_limit, scope.shared.limiter,
+                                  scope.services, "*", RateLimit))
     if scope.route is not None and scope.route.rate_limit is not None:
-        stages.append(RateLimit(build_rate_limiter(scope.route.rate_limit)))
+        limit = scope.route.rate_limit
+        stages.append(limit_stage(limit, build_rate_limiter(limit), scope.services,
+                                  f"{scope.route.host or '*'}{scope.route.path}", RateLimit))
     return stages
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from types import MappingProxyType
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from lbproxy.config import Config, Target
 
@@ -34,9 +34,12 @@ class ApiOverrides:
         self._weights: Dict[str, Dict[str, int]] = {}
         self._drained: Dict[str, Set[str]] = {}
         self._removed: Dict[str, Set[str]] = {}
+        #: A pool's whole membership from its discovery feed, replacing
+        #: the file's targets (the other changes apply over it).
+        self._members: Dict[str, Tuple[Target, ...]] = {}
 
     def __bool__(self) -> bool:
-        return any((self._added, self._weights, self._drained, self._removed))
+        return any((self._added, self._weights, self._drained, self._removed, self._members))
 
     # -- changes ---------------------------------------------------------------
 
@@ -62,6 +65,27 @@ class ApiOverrides:
             self._removed.setdefault(pool, set()).add(address)
         self._discard(self._weights, pool, address)
         self._discard(self._drained, pool, address)
+
+    def setMembers(self, pool: str, targets: Tuple[Target, ...]) -> None:
+        """
+        C{targets} (at least one) are C{pool}'s whole membership from now
+        on, instead of the file's (a discovery feed's list).
+        """
+        self._members[pool] = tuple(targets)
+
+    def clearMembers(self, pool: str) -> bool:
+        """
+        C{pool} has no feed any more: its targets are the file's again.
+
+        @return: whether it had a feed's membership.
+        """
+        return self._members.pop(pool, None) is not None
+
+    def members(self, pool: str) -> Optional[Tuple[Target, ...]]:
+        """
+        The membership a feed set for C{pool}, or L{None}.
+        """
+        return self._members.get(pool)
 
     def setWeight(self, pool: str, address: str, weight: int) -> None:
         added = self._added.get(pool, {})
@@ -151,6 +175,10 @@ class ApiOverrides:
             "weights": {pool: dict(weights) for pool, weights in self._weights.items()},
             "drained": {pool: sorted(drained) for pool, drained in self._drained.items()},
             "removed": {pool: sorted(removed) for pool, removed in self._removed.items()},
+            "members": {
+                pool: [[t.scheme, t.host, t.port, t.weight] for t in targets]
+                for pool, targets in self._members.items()
+            },
         }
 
     def load(self, data: Dict[str, Any]) -> None:
@@ -165,6 +193,11 @@ class ApiOverrides:
         self._weights = {pool: dict(w) for pool, w in data.get("weights", {}).items()}
         self._drained = {pool: set(d) for pool, d in data.get("drained", {}).items()}
         self._removed = {pool: set(r) for pool, r in data.get("removed", {}).items()}
+        self._members = {
+            pool: tuple(Target(scheme, host, port, weight)
+                        for scheme, host, port, weight in targets)
+            for pool, targets in data.get("members", {}).items()
+        }
 
     # -- applying --------------------------------------------------------------
 
@@ -174,7 +207,7 @@ class ApiOverrides:
         without targets keeps its first one from the file (the API refuses
         to delete a pool's last target; a file change could empty it).
         """
-        if not (self._added or self._weights or self._removed):
+        if not (self._added or self._weights or self._removed or self._members):
             return config
         pools = dict(config.pools)
         for name, pool in config.pools.items():
@@ -191,8 +224,11 @@ class ApiOverrides:
         added = self._added.get(name, {})
         weights = self._weights.get(name, {})
         removed = self._removed.get(name, set())
-        if not (added or weights or removed):
+        members = self._members.get(name)
+        if not (added or weights or removed or members):
             return None
+        if members:
+            targets = self._inherit(targets, members)
         result = []
         seen = set()
         for target in targets:
@@ -205,19 +241,27 @@ class ApiOverrides:
                 target = dataclasses.replace(target, weight=weights[address])
             result.append(target)
             seen.add(address)
-        tls = next((t.tls for t in targets if t.tls is not None), None)
+        result.extend(self._inherit(
+            targets, [t for address, t in added.items() if address not in seen]))
+        if not result:
+            result.append(targets[0])
+        return tuple(result)
+
+    @staticmethod
+    def _inherit(base, targets) -> tuple:
+        """
+        C{targets} (from the API or a feed) with the pool's TLS settings
+        and health check endpoint, as the file's C{base} targets have them.
+        """
+        tls = next((t.tls for t in base if t.tls is not None), None)
         health = next(
-            (t.health_check_endpoint for t in targets if t.health_check_endpoint), None
+            (t.health_check_endpoint for t in base if t.health_check_endpoint), None
         )
-        for address, target in added.items():
-            if address in seen:
-                continue
-            target = dataclasses.replace(
+        return tuple(
+            dataclasses.replace(
                 target,
                 tls=tls if target.scheme == "https" else None,
                 health_check_endpoint=target.health_check_endpoint or health,
             )
-            result.append(target)
-        if not result:
-            result.append(targets[0])
-        return tuple(result)
+            for target in targets
+        )

@@ -20,9 +20,12 @@ class Services:
     @ivar cache: the L{lbproxy.cache.shared.SharedCache}, made with the first
         chain of a route with a cache; L{None} until then.
     @ivar metrics: the L{lbproxy.observe.counters.Metrics}, or L{None}.
+    @ivar redis: the Redis connections of shared rate limits, by URL
+        (L{lbproxy.stages.sharedlimit}), made with the first chain that
+        needs each.
     """
 
-    __slots__ = ("clock", "connections", "health", "accessLog", "cache", "metrics")
+    __slots__ = ("clock", "connections", "health", "accessLog", "cache", "metrics", "redis")
 
     def __init__(
         self, clock, connections=None, health=None, accessLog=None, metrics=None
@@ -33,3 +36,4 @@ class Services:
         self.accessLog = accessLog
         self.cache = None
         self.metrics = metrics
+        self.redis = {}
