@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.test_reload -*-
 """
-The plain listeners of a single process, as a set a reload can change:
+The listeners of a single process, as sets a reload can change (one for
+C{server.listen}, one for C{tls.listen}, each serving its own factory):
 open the ones a new file adds (all, or none), close the ones it removes.
 
 Closing a listener stops accepting; the connections it accepted go on
@@ -15,13 +16,20 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, gatherResults, inlineCallbacks, succeed
 from twisted.python.failure import Failure
 
-__all__ = ["ListenerFailed", "ListenerSet", "OpenPort"]
+__all__ = ["ListenerFailed", "ListenerSet", "OpenPort", "discard"]
 
 
 class ListenerFailed(Exception):
     """
     A listener a reload adds cannot be opened.
+
+    @ivar key: the configuration key that names it (C{"server.listen"},
+        C{"tls.listen"}).
     """
+
+    def __init__(self, message: str, key: str = "server.listen") -> None:
+        Exception.__init__(self, message)
+        self.key = key
 
 
 class OpenPort(Service):
@@ -43,20 +51,26 @@ class OpenPort(Service):
 
 class ListenerSet:
     """
-    The plain listeners, by endpoint string: those started with the
-    service (L{register}) and those a reload opened.
+    Listeners serving one factory, by endpoint string: those started with
+    the service (L{register}) and those a reload opened.
     """
 
-    def __init__(self, parent, endpointFor: Callable[[str], object], factory) -> None:
+    def __init__(
+        self, parent, endpointFor: Callable[[str], object], factory, key: str = "server.listen"
+    ) -> None:
         """
         @param parent: the L{MultiService} the listeners' services are in.
         @param endpointFor: the server endpoint of a description (with the
             listen backlog and PROXY protocol settings).
-        @param factory: the protocol factory every plain listener serves.
+        @param factory: the protocol factory every listener of the set
+            serves (the plain site, or the TLS listeners' factory).
+        @param key: the configuration key of the set's endpoint strings,
+            named when one cannot be opened.
         """
         self._parent = parent
         self._endpointFor = endpointFor
         self.factory = factory
+        self.key = key
         self._services: Dict[str, Service] = {}
 
     def register(self, description: str, service: Service) -> None:
@@ -83,8 +97,10 @@ class ListenerSet:
             try:
                 port = yield self._endpointFor(description).listen(self.factory)
             except Exception as e:
-                yield gatherResults([_maybeDeferred(p.port.stopListening) for p in opened])
-                raise ListenerFailed(f"cannot listen on {description}: {_reason(e)}")
+                yield discard(opened)
+                raise ListenerFailed(
+                    f"cannot listen on {description}: {_reason(e)}", self.key
+                )
             opened.append(OpenPort(description, port))
         return opened
 
@@ -112,6 +128,13 @@ class ListenerSet:
             closed.append(description)
             closing.append(_maybeDeferred(service.disownServiceParent))
         return gatherResults(closing).addCallback(lambda _: closed)
+
+
+def discard(opened: Iterable[OpenPort]) -> Deferred:
+    """
+    Close listeners opened for a reload that is not applied after all.
+    """
+    return gatherResults([_maybeDeferred(p.port.stopListening) for p in opened])
 
 
 def _maybeDeferred(call) -> Deferred:

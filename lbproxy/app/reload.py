@@ -7,40 +7,48 @@ A reload is all or nothing:
 
   1. The whole file is read and validated; an invalid one is logged as one
      line (file, key, reason) and nothing changes.
-  2. Listeners the file adds are opened; if one cannot be, those opened are
-     closed again and the reload is rejected, naming it.
+  2. Listeners the file adds (C{server.listen} and C{tls.listen}, the TLS
+     ones with the TLS listeners' factory) are opened; if one cannot be,
+     every one this reload opened is closed again and the reload is
+     rejected, naming it and its key.
   3. One new runtime (with the admin API's changes laid over it) is
      swapped in: requests in flight finish on the runtime they started
      with; targets kept keep their health, in-flight counts and ejections
      (L{lbproxy.runtime.targets.TargetRegistry}); removed ones are retired
      and drain.
-  4. Listeners the file removed stop accepting; connections busy on routes
+  4. Listeners the file removed (plain or TLS) stop accepting; connections busy on routes
      or pools the new file removed get C{drain_timeout} seconds, then are
      closed (L{lbproxy.app.drain}); every other connection is untouched.
 
 Its outcome is logged once, and kept for C{GET /api/status}.  Settings
-that only a restart applies (the number of workers, the access log, TLS
-listeners, backend connection settings, the admin listener) are named in
-the outcome when they change.
+that only a restart applies (the number of workers, the access log, the
+C{[tls]} keys other than C{listen} (certificates reload on SIGHUP from the
+files named at start), adding or removing C{[tls]}, backend connection
+settings, the admin listener) are named in the outcome when they change
+(L{restart_only}).
 
 With C{workers > 1} the main process validates the file once, then sends
 its text to every worker (L{reload_line}), which builds the same
-configuration from it; listener changes need a restart there.
+configuration from it.  When the listeners change, it binds the new
+sockets instead (all or nothing), starts a new generation of workers on
+them with the text and, once they are ready, applies the reload and
+retires the old generation, which drains (L{lbproxy.app.generations}).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.logger import Logger
 
-from lbproxy.app.listeners import ListenerFailed
+from lbproxy.app.listeners import ListenerFailed, discard
 from lbproxy.config import Config, ConfigError
 from lbproxy.config.document import parse_config, tomllib
 
-__all__ = ["Reloader", "parse_text", "reload_line", "restart_only"]
+__all__ = ["Reloader", "all_listeners", "parse_text", "reload_line", "restart_only"]
 
 log = Logger()
 
@@ -59,8 +67,17 @@ def restart_only(old: Config, new: Config) -> List[str]:
         f"server.{name}" for name in _RESTART_SERVER_KEYS
         if getattr(old.server, name) != getattr(new.server, name)
     ]
-    if old.tls != new.tls:
-        keys.append("tls")
+    if old.tls is None or new.tls is None:
+        if old.tls != new.tls:
+            keys.append("tls")
+    else:
+        # tls.listen is applied (opened and closed); certificates reload
+        # on SIGHUP from the files named at start-up.
+        keys += [
+            f"tls.{field.name}" for field in dataclasses.fields(old.tls)
+            if field.name != "listen"
+            and getattr(old.tls, field.name) != getattr(new.tls, field.name)
+        ]
     if old.demo != new.demo:
         keys.append("demo")
     if getattr(old, "tcp", ()) != getattr(new, "tcp", ()):
@@ -71,6 +88,17 @@ def restart_only(old: Config, new: Config) -> List[str]:
     if (old.admin and old.admin.listen) != (new.admin and new.admin.listen):
         keys.append("admin.listen")
     return keys
+
+
+def all_listeners(config: Config) -> List[str]:
+    """
+    Every proxy listener of a configuration: C{server.listen}, then
+    C{tls.listen} (the order a worker gets its sockets in).
+    """
+    listen = list(config.server.listen)
+    if config.tls is not None:
+        listen += list(config.tls.listen)
+    return listen
 
 
 def reload_line(path: str, text: str, overlay=None) -> bytes:
@@ -138,6 +166,8 @@ class Reloader:
         path: str,
         listeners=None,
         workers: Optional[Callable[[str, str], Any]] = None,
+        tlsListeners=None,
+        generation: Optional[Callable[[Config, str], Deferred]] = None,
         apply: Optional[Callable[[Config], Any]] = None,
         read: Callable[[str], str] = read_text,
         announce: bool = True,
@@ -145,6 +175,15 @@ class Reloader:
         """
         @param workers: in the main process of C{workers > 1}: called with
             the path and the validated text, to send it to the workers.
+        @param tlsListeners: the L{ListenerSet} of the TLS listeners
+            (C{tls.listen}), or L{None} (no C{[tls]} at start, a worker, the
+            main process of workers).
+        @param generation: in the main process of C{workers > 1}: called
+            with a configuration whose listeners differ and its text, to
+            start a new generation of workers on the new sockets; its
+            L{Deferred} fires with the handover (C{opened}, C{commit()}
+            retiring the old generation) once they are up, or fails with
+            L{ListenerFailed}.
         @param apply: more to do with a configuration put in service (e.g.
             new client limits on the listeners' sites).
         @param read: reads the file's text.
@@ -155,7 +194,9 @@ class Reloader:
         self.clock = clock
         self.path = path
         self.listeners = listeners
+        self.tlsListeners = tlsListeners
         self._workers = workers
+        self._generation = generation
         self._apply = apply
         self._read = read
         self._announce = announce
@@ -217,24 +258,14 @@ class Reloader:
             outcome.update(applied=False, error=str(e), file=e.path, key=e.key, reason=e.reason)
             return outcome
         old = self.core.config
-        opened: List = []
-        if self.listeners is not None:
-            added = [d for d in config.server.listen if d not in self.listeners.descriptions()]
-            try:
-                opened = yield self.listeners.openAll(added)
-            except ListenerFailed as e:
-                outcome.update(
-                    applied=False,
-                    error=f"{self.path}: server.listen: {e}",
-                    file=self.path, key="server.listen", reason=str(e),
-                )
-                return outcome
-        elif tuple(config.server.listen) != tuple(old.server.listen) and self._workers:
+        try:
+            opened = yield self._openListeners(config)
+            handover = yield self._newGeneration(config, text)
+        except ListenerFailed as e:
             outcome.update(
-                applied=False, file=self.path, key="server.listen",
-                reason="changing the listeners needs a restart with workers > 1",
+                applied=False, error=f"{self.path}: {e.key}: {e}",
+                file=self.path, key=e.key, reason=str(e),
             )
-            outcome["error"] = f"{self.path}: server.listen: {outcome['reason']}"
             return outcome
         before = _summary(self.core.runtime)
         runtime = self.core.apply(config)
@@ -243,13 +274,22 @@ class Reloader:
         for hook in self.onApplied:
             hook(config)
         closed: List[str] = []
-        if self.listeners is not None:
-            self.listeners.adopt(opened)
-            closed = yield self.listeners.closeExcept(config.server.listen)
-            others = [d for d in self.core.listeners if d not in old.server.listen]
-            self.core.listeners = tuple(config.server.listen) + tuple(others)
+        for listeners, ports, wanted in opened:
+            listeners.adopt(ports)
+            closed += yield listeners.closeExcept(wanted)
+        if opened:
+            self.core.listeners = tuple(
+                d for listeners in (self.listeners, self.tlsListeners) if listeners is not None
+                for d in listeners.descriptions()
+            )
         draining = self.core.live.drainRemoved(runtime, config.server.drain_timeout)
-        if self._workers is not None:
+        openedNames = [port.description for _, ports, _ in opened for port in ports]
+        if handover is not None:
+            # A new generation of workers serves the new listeners: the
+            # old one stops accepting and drains.
+            openedNames = list(handover.opened)
+            closed = list(handover.commit())
+        elif self._workers is not None:
             self._workers(self.path, text)
         after = _summary(runtime)
         outcome.update(
@@ -257,7 +297,7 @@ class Reloader:
             checksum=self.core.configInfo.checksum,
             routes=len(config.routes),
             pools=len(config.pools),
-            listeners_opened=[port.description for port in opened],
+            listeners_opened=openedNames,
             listeners_closed=closed,
             targets_added=sorted(after - before),
             targets_removed=sorted(before - after),
@@ -267,6 +307,58 @@ class Reloader:
             restart_needed=restart_only(old, config),
         )
         return outcome
+
+    def _listenerSets(self, config: Config) -> List[Tuple[Any, Tuple[str, ...]]]:
+        """
+        Each L{ListenerSet} this process changes, with the endpoint
+        strings the new file wants in it.
+        """
+        sets: List[Tuple[Any, Tuple[str, ...]]] = []
+        if self.listeners is not None:
+            sets.append((self.listeners, tuple(config.server.listen)))
+        # Without [tls] at start there is no TLS factory: adding it is
+        # restart-only (restart_only names "tls"); removing it too.
+        if self.tlsListeners is not None and config.tls is not None:
+            sets.append((self.tlsListeners, tuple(config.tls.listen)))
+        return sets
+
+    @inlineCallbacks
+    def _openListeners(self, config: Config):
+        """
+        Open every listener the file adds, plain and TLS, or none.
+
+        @return: a L{Deferred} of C{(set, opened ports, wanted)} for each
+            set.
+        @raise ListenerFailed: (in the L{Deferred}) naming the first one
+            that failed, once those opened are closed again.
+        """
+        opened: List = []
+        for listeners, wanted in self._listenerSets(config):
+            added = [d for d in wanted if d not in listeners.descriptions()]
+            try:
+                ports = yield listeners.openAll(added)
+            except ListenerFailed:
+                yield discard([port for _, ports, _ in opened for port in ports])
+                raise
+            opened.append((listeners, ports, wanted))
+        return opened
+
+    def _newGeneration(self, config: Config, text: str) -> Deferred:
+        """
+        In the main process of workers: when the listeners change, a new
+        generation of workers on the new set of sockets.
+
+        @return: a L{Deferred} of L{None} (no change) or of the handover
+            (C{opened}, C{commit()}) once the new workers are up.
+        @raise ListenerFailed: (in the L{Deferred}) when a socket cannot be
+            bound or the new workers do not start.
+        """
+        if self._workers is None or all_listeners(config) == all_listeners(self.core.config):
+            return succeed(None)
+        if self._generation is None:
+            return fail(ListenerFailed(
+                "changing the listeners needs a restart with workers > 1"))
+        return self._generation(config, text)
 
     def _log(self, outcome: Dict[str, Any]) -> None:
         if not self._announce:

@@ -29,7 +29,8 @@ from lbproxy.frontend.limits import ClientLimits
 from lbproxy.health.checker import probe_client
 from lbproxy.app.listeners import ListenerSet
 from lbproxy.app.fleet import etcd_lines, start_fleet, worker_reload
-from lbproxy.app.reload import Reloader, read_text, reload_line
+from lbproxy.app.generations import GenerationSupervisor, new_generation
+from lbproxy.app.reload import Reloader, all_listeners, read_text, reload_line
 from lbproxy.app.signals import SignalService, StopSignals
 from lbproxy.app.sockets import AdoptedPort, HealthFeedService, ListeningSockets, listen_error
 from lbproxy.app.watch import FileWatch
@@ -40,7 +41,6 @@ from lbproxy.tls.material import TLSMaterial
 from lbproxy.app.workers import (
     STOP_GRACE,
     HealthFeed,
-    WorkerSupervisor,
     announce_ready,
     overrides_line,
     state_line,
@@ -134,6 +134,13 @@ class ProxyService(MultiService):
         self.plainListeners = ListenerSet(
             self, lambda description: self._proxiedEndpoint(reactor, description), plainSite
         )
+        #: The TLS listeners (all serve one factory), when [tls] is set.
+        self.tlsListeners: Optional[ListenerSet] = None
+        if len(listeners) > len(server.listen):
+            self.tlsListeners = ListenerSet(
+                self, lambda description: self._proxiedEndpoint(reactor, description),
+                listeners[len(server.listen)][1], key="tls.listen",
+            )
         if self.role == "worker":
             for fd, (description, factory) in zip(listenFDs, listeners):
                 port = AdoptedPort(reactor, fd, description, factory, server.proxy_protocol)
@@ -161,9 +168,11 @@ class ProxyService(MultiService):
                 self.proxyListeners.append(service)
                 if index < len(server.listen):
                     self.plainListeners.register(description, service)
+                else:
+                    self.tlsListeners.register(description, service)
             self.reloader = Reloader(
                 core, reactor, config.path, listeners=self.plainListeners,
-                apply=self._applyLimits,
+                tlsListeners=self.tlsListeners, apply=self._applyLimits,
             )
             self._reloadTriggers(config, reactor)
         # SIGHUP: independent actions, each run even if one before failed.
@@ -204,6 +213,42 @@ class ProxyService(MultiService):
         self.supervisor.broadcast(reload_line(path, text, self.reloader.overlay))
         for line in self.health.snapshot():
             self.supervisor.broadcast(line)
+
+    def _newGeneration(self, config: Config, text: str):
+        """
+        The main process of workers, for a reload that changes the
+        listeners: a new generation of workers on the new sockets
+        (L{lbproxy.app.generations}); its commit also sends the (new)
+        health states.
+        """
+        descriptions = all_listeners(config)
+        tlsListen = config.tls.listen if config.tls is not None else ()
+
+        # The new workers, started now, get the new text (through their
+        # config pipe and, with etcd, the reload line of etcd_lines); the
+        # old text again if they do not start.
+        previous, self.configText = self.configText, text
+
+        def failed(failure):
+            self.configText = previous
+            return failure
+
+        def ready(handover):
+            commit = handover.commit
+
+            def committed():
+                closed = commit()
+                self.core.listeners = tuple(descriptions)
+                for line in self.health.snapshot():
+                    self.supervisor.broadcast(line)
+                return closed
+
+            handover.commit = committed
+            return handover
+
+        return new_generation(
+            self.supervisor, self.sockets, descriptions, tlsListen, text
+        ).addCallbacks(ready, failed)
 
     def _sendOverrides(self, overrides) -> None:
         """
@@ -259,9 +304,7 @@ class ProxyService(MultiService):
         """
         for backend in config.demo:
             self._listen(reactor, backend.listen, demoSite(backend.name, backend.text, reactor))
-        descriptions = list(config.server.listen)
-        if config.tls is not None:
-            descriptions += list(config.tls.listen)
+        descriptions = all_listeners(config)
         self.core.listeners = tuple(descriptions)
         self.sockets = ListeningSockets(
             descriptions, config.server.workers, config.server.listen_backlog
@@ -275,7 +318,7 @@ class ProxyService(MultiService):
         except ConfigError:
             # Not from a file (tests): the workers read it themselves.
             self.configText = None
-        self.supervisor = WorkerSupervisor(
+        self.supervisor = GenerationSupervisor(
             config.server.workers,
             worker_argv(config.path),
             self.sockets.sockets,
@@ -291,7 +334,10 @@ class ProxyService(MultiService):
         )
         self.supervisor.setServiceParent(self)
         # Validated here once; the workers apply the text (_sendReload).
-        self.reloader = Reloader(self.core, reactor, config.path, workers=self._sendReload)
+        self.reloader = Reloader(
+            self.core, reactor, config.path, workers=self._sendReload,
+            generation=self._newGeneration,
+        )
         self.core.onApiChange = self._sendOverrides
         self._reloadTriggers(config, reactor)
         self.sighup = SignalService(signal.SIGHUP, reactor)
@@ -382,8 +428,8 @@ class ProxyService(MultiService):
             return MultiService.stopService(self)
         live = self.core.live
         listeners = self.proxyListeners + [
-            service for service in self.plainListeners.services()
-            if service not in self.proxyListeners
+            service for group in (self.plainListeners, self.tlsListeners) if group is not None
+            for service in group.services() if service not in self.proxyListeners
         ]
         closing = [
             maybeDeferred(service.disownServiceParent)

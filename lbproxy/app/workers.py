@@ -224,6 +224,7 @@ class _Worker(ProcessProtocol):
             pending, self.pendingSignals = self.pendingSignals, []
             for name in pending:
                 self.signal(name)
+            self.supervisor._workerReady(self)
 
     def childConnectionLost(self, fd: int) -> None:
         pass
@@ -349,8 +350,9 @@ class WorkerSupervisor(Service):
             worker.send(line)
 
     def _workerEnded(self, worker: _Worker, reason) -> None:
-        if self.workers.get(worker.index) is worker:
-            del self.workers[worker.index]
+        if self.workers.get(worker.index) is not worker:
+            return  # one of an older generation (lbproxy.app.generations)
+        del self.workers[worker.index]
         if self._stopping:
             return
         ran = self._clock.seconds() - worker.started
@@ -368,6 +370,11 @@ class WorkerSupervisor(Service):
         )
         self.restarts += 1
         self._pending[worker.index] = self._clock.callLater(delay, self._start, worker.index)
+
+    def _workerReady(self, worker: _Worker) -> None:
+        """
+        C{worker} runs (its signal handlers are in place).
+        """
 
     def broadcast(self, line: bytes) -> None:
         """
