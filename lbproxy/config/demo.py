@@ -64,13 +64,9 @@ def parse_demos(
             )
         names[name] = index
         listen_key = child_key(entry_key, "listen")
-        listen = reader.endpoint(reader.required(table, entry_key, "listen"), listen_key)
-        if listen in listens:
-            raise reader.fail(
-                listen_key,
-                f"endpoint {quote(listen)} is already used by {listens[listen]}",
-            )
-        listens[listen] = listen_key
+        listen = reader.unused_endpoint(
+            reader.required(table, entry_key, "listen"), listen_key, listens
+        )
         text = ""
         if "text" in table:
             text = reader.string(table["text"], child_key(entry_key, "text"))

@@ -267,6 +267,22 @@ class Reader:
             )
         return description
 
+    def unused_endpoint(self, value: Any, key: str, listens: Dict[str, str]) -> str:
+        """
+        An endpoint string (L{endpoint}) that nothing listed in C{listens}
+        listens on yet; it is added there under C{key}.
+
+        @param listens: endpoint strings already in use, mapped to the key
+            that names each.
+        """
+        description = self.endpoint(value, key)
+        if description in listens:
+            raise self.fail(
+                key, f"endpoint {quote(description)} is already used by {listens[description]}"
+            )
+        listens[description] = key
+        return description
+
     def listen(self, value: Any, key: str) -> Tuple[str, ...]:
         """
         An endpoint string, or a non-empty array of distinct ones.

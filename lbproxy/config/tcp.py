@@ -61,12 +61,9 @@ def parse_tcp_services(
         entry_key = f"{key}[{index}]"
         table = reader.table(entry, entry_key, _TCP_KEYS)
         listen_key = child_key(entry_key, "listen")
-        listen = reader.endpoint(reader.required(table, entry_key, "listen"), listen_key)
-        if listen in listens:
-            raise reader.fail(
-                listen_key, f"{quote(listen)} is already used by {listens[listen]}"
-            )
-        listens[listen] = listen_key
+        listen = reader.unused_endpoint(
+            reader.required(table, entry_key, "listen"), listen_key, listens
+        )
         pool_key = child_key(entry_key, "pool")
         pool = reader.nonempty_string(reader.required(table, entry_key, "pool"), pool_key)
         if pool not in pools:
