@@ -11,6 +11,7 @@ from typing import Any, Dict, Mapping, Tuple
 from lbproxy.config.errors import child_key, quote
 from lbproxy.config.reader import Reader
 from lbproxy.config.syntax import hostname_problem
+from lbproxy.config.tcp import check_relay_pool
 
 __all__ = ["parse_passthrough", "check_passthrough"]
 
@@ -43,15 +44,8 @@ def check_passthrough(reader: Reader, passthrough, pools: Mapping[str, Any]) -> 
     Every passthrough pool exists and has plain C{host:port} targets
     (lbproxy relays the client's TLS as it is).
     """
-    known = ", ".join(sorted(pools))
     for name, pool in passthrough:
-        key = child_key("tls.passthrough", name)
-        if pool not in pools:
-            raise reader.fail(key, f"no pool named {quote(pool)} (pools: {known})")
-        for target in pools[pool].targets:
-            if target.scheme != "http":
-                raise reader.fail(
-                    key,
-                    f"pool {quote(pool)} has the target {quote(target.url)}: passthrough "
-                    "relays the client's own TLS, so its targets are host:port",
-                )
+        check_relay_pool(
+            pools, pool, child_key("tls.passthrough", name), reader,
+            "passthrough relays the client's own TLS",
+        )

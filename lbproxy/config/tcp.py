@@ -12,7 +12,10 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from lbproxy.config.errors import child_key, quote
 from lbproxy.config.reader import Reader
 
-__all__ = ["TCPService", "connect_checked", "parse_tcp_services", "SEND_PROXY_VERSIONS"]
+__all__ = [
+    "TCPService", "check_relay_pool", "connect_checked", "parse_tcp_services",
+    "SEND_PROXY_VERSIONS",
+]
 
 _TCP_KEYS = ("idle_timeout", "listen", "max_connections", "pool", "send_proxy")
 
@@ -66,16 +69,9 @@ def parse_tcp_services(
         )
         pool_key = child_key(entry_key, "pool")
         pool = reader.nonempty_string(reader.required(table, entry_key, "pool"), pool_key)
-        if pool not in pools:
-            known = ", ".join(sorted(pools))
-            raise reader.fail(pool_key, f"no pool named {quote(pool)} (pools: {known})")
-        for target in pools[pool].targets:
-            if target.scheme != "http":
-                raise reader.fail(
-                    pool_key,
-                    f"pool {quote(pool)} has the target {quote(target.url)}: a TCP "
-                    "service relays bytes as they are, so its targets are host:port",
-                )
+        check_relay_pool(
+            pools, pool, pool_key, reader, "a TCP service relays bytes as they are"
+        )
         settings: Dict[str, Any] = {"listen": listen, "pool": pool}
         if "idle_timeout" in table:
             settings["idle_timeout"] = reader.positive_number(
@@ -108,3 +104,25 @@ def connect_checked(pools: Mapping[str, Any], names) -> Dict[str, Any]:
         if health.path is None and not any(t.health_check_endpoint for t in pool.targets):
             out[name] = replace(pool, health=replace(health, connect_check=True))
     return out
+
+
+def check_relay_pool(pools: Mapping[str, Any], pool: str, key: str, reader: Reader,
+                     why: str) -> None:
+    """
+    C{pool} (named at C{key}) exists and a byte relay may use it: its
+    targets are plain C{host:port}, since the relay never speaks HTTP or
+    TLS to them itself.
+
+    @param why: what the relay does, for the error ("a TCP service relays
+        bytes as they are").
+    """
+    if pool not in pools:
+        known = ", ".join(sorted(pools))
+        raise reader.fail(key, f"no pool named {quote(pool)} (pools: {known})")
+    for target in pools[pool].targets:
+        if target.scheme != "http":
+            raise reader.fail(
+                key,
+                f"pool {quote(pool)} has the target {quote(target.url)}: {why}, "
+                "so its targets are host:port",
+            )
